@@ -1,0 +1,311 @@
+"""The ``bgremove`` command: options -> config objects -> library calls; progress; errors -> exit codes.
+
+Exit codes: 0 every input done or skipped, 1 some input failed, 2 usage error, 130 interrupted.
+Nothing heavy is imported at module level: ``bgremove --help`` must stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .config import BgFit, CompositeConfig, CompositeMode, MaskConfig, OutputConfig, SegmenterConfig
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class ColorType(click.ParamType):
+    """A colour as ``#00ff00``, ``#0f0``, a CSS name such as ``green``, or ``0,255,0``."""
+
+    name = "COLOR"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, int, int]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip()
+        if "," in text:
+            parts = [part.strip() for part in text.split(",")]
+            if len(parts) == 3 and all(part.isdigit() and int(part) <= 255 for part in parts):
+                return (int(parts[0]), int(parts[1]), int(parts[2]))
+            self.fail(f"'{value}' is not R,G,B with three numbers from 0 to 255", param, ctx)
+        from PIL import ImageColor
+
+        try:
+            red, green, blue = ImageColor.getrgb(text)[:3]
+        except ValueError:
+            self.fail(f"'{value}' is not a colour (try '#00ff00', 'green' or '0,255,0')", param, ctx)
+        return (red, green, blue)
+
+
+class LabelListType(click.ParamType):
+    """A comma-separated list of class labels, checked against the model once it is loaded."""
+
+    name = "LABELS"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        labels = tuple(part.strip() for part in str(value).split(",") if part.strip())
+        if not labels:
+            self.fail("give at least one label, e.g. --keep person,dog", param, ctx)
+        return labels
+
+
+COMPOSITE_OPTIONS = ("transparent", "bg", "bg_color", "blur", "desaturate", "mask_only")
+
+EPILOG = """\b
+Examples:
+  bgremove photo.jpg                       # photo_nobg.png, transparent
+  bgremove photo.jpg --bg starfield.png    # photo_nobg.jpg in front of the stars
+  bgremove photo.jpg --bg-color white      # white background
+  bgremove photo.jpg --blur 45             # blurred background
+  bgremove shots/ -r --mask-only -o masks/ # mattes for a whole tree
+  bgremove dog.jpg -m deeplab --keep dog   # keep the dog, not the person
+  bgremove --list-models                   # models and where their files are
+  bgremove --fetch-models                  # download every model for offline use
+
+\b
+Exit codes: 0 all done or skipped, 1 some input failed, 2 usage error, 130 interrupted.
+Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
+"""
+
+
+@click.command(
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-m", "--model", default="selfie", show_default=True, metavar="NAME|PATH",
+              help="Segmentation model: selfie, selfie-landscape, hair, multiclass, deeplab, deeplab-onnx, "
+              "or a .tflite/.onnx file. Example: -m deeplab")
+@click.option("--keep", type=LabelListType(), default=None,
+              help="Classes that stay in front (default: person for deeplab, hair for hair, all but "
+              "background otherwise). Example: --keep cat,dog")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None, metavar="T",
+              help="Hard mask: keep pixels whose confidence is at least T (default: soft edges). "
+              "Example: --threshold 0.5")
+@click.option("--feather", type=click.FloatRange(0.0, 500.0), default=0.0, metavar="PX",
+              help="Soften the mask edge over PX pixels. Example: --feather 3")
+@click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default). "
+              "Example: --transparent")
+@click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE",
+              help="Put this image behind the subject. Example: --bg starfield.png")
+@click.option("--bg-fit", type=click.Choice([fit.value for fit in BgFit]), default=None,
+              help="How --bg fills the frame: cover crops (default), contain adds bars, stretch "
+              "distorts. Example: --bg-fit contain")
+@click.option("--bg-color", type=ColorType(), default=None,
+              help="Plain colour background. Example: --bg-color '#00ff00' or green or 0,255,0")
+@click.option("--blur", type=click.IntRange(1, 1001), default=None, metavar="N",
+              help="Blur the background with an N-pixel Gaussian kernel (45 is strong). Example: --blur 45")
+@click.option("--desaturate", is_flag=True, help="Gray background, subject in colour. Example: --desaturate")
+@click.option("--mask-only", is_flag=True, help="Write the alpha matte as a grayscale PNG. Example: --mask-only")
+@click.option("-o", "--output-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              metavar="DIR", help="Write outputs under DIR (mirroring input folders) instead of next to "
+              "the inputs. Example: -o out/")
+@click.option("--suffix", default="_nobg", show_default=True,
+              help="Added to the input's name to name the output. Example: --suffix _cut")
+@click.option("--format", "output_format", type=click.Choice(["png", "jpg", "webp"], case_sensitive=False),
+              default=None, help="Image output format (default: PNG when transparent or a mask, else the "
+              "input's format). Example: --format webp")
+@click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them). "
+              "Example: --overwrite")
+@click.option("-r", "--recursive", is_flag=True, help="Also take images in subfolders of folder arguments. "
+              "Example: -r")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or summary; errors only. Example: -q")
+@click.option("-v", "--verbose", is_flag=True, help="Log what happens, with tracebacks for errors. Example: -v")
+@click.option("--list-models", is_flag=True, help="List the models, where their files are and whether they "
+              "are verified, then exit. Example: --list-models")
+@click.option("--fetch-models", is_flag=True, help="Download models for offline use (all, or the names "
+              "given as arguments), then exit. Example: --fetch-models selfie hair")
+@click.version_option(__version__, "-V", "--version", prog_name="bgremove")
+def main(files: tuple[Path, ...], **options: Any) -> None:
+    """Remove or replace the background of photos.
+
+    FILES are images or folders of images. Each output is written next to its input as
+    <name>_nobg.<ext> (or under --output-dir); inputs are never overwritten.
+    """
+    _setup_logging(options["verbose"])
+    show_progress = not options["quiet"] and sys.stderr.isatty()
+    if options["list_models"]:
+        _list_models()
+        return
+    if options["fetch_models"]:
+        _fetch_models([str(name) for name in files], progress=not options["quiet"])
+        return
+    if not files:
+        raise click.UsageError("give at least one image or folder (see bgremove --help)")
+    composite = _composite_config(options)
+    output = OutputConfig(
+        suffix=options["suffix"],
+        output_dir=options["output_dir"],
+        format=options["output_format"],
+        overwrite=options["overwrite"],
+    )
+    _check_output_format(composite.mode, output.format)
+    if not output.suffix and output.output_dir is None:
+        raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
+    pipeline_options = dict(
+        segmenter=SegmenterConfig(model=options["model"]),
+        mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"]),
+        composite=composite,
+    )
+    code = _run(list(files), pipeline_options, output, recursive=options["recursive"],
+                quiet=options["quiet"], verbose=options["verbose"], show_progress=show_progress)
+    sys.exit(code)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logger = logging.getLogger("bgremove")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("bgremove: %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def _composite_config(options: dict[str, Any]) -> CompositeConfig:
+    chosen = [name for name in COMPOSITE_OPTIONS if options[name] not in (None, False)]
+    if len(chosen) > 1:
+        flags = " and ".join("--" + name.replace("_", "-") for name in chosen)
+        raise click.UsageError(f"choose one background at a time, got {flags}")
+    if options["bg_fit"] is not None and "bg" not in chosen:
+        raise click.UsageError("--bg-fit applies only with --bg IMAGE")
+    mode = {
+        "transparent": CompositeMode.TRANSPARENT, "bg": CompositeMode.IMAGE, "bg_color": CompositeMode.COLOR,
+        "blur": CompositeMode.BLUR, "desaturate": CompositeMode.DESATURATE, "mask_only": CompositeMode.MASK,
+    }[chosen[0]] if chosen else CompositeMode.TRANSPARENT
+    return CompositeConfig(
+        mode=mode,
+        background=options["bg"],
+        fit=BgFit(options["bg_fit"] or "cover"),
+        color=options["bg_color"] or (0, 0, 0),
+        blur=options["blur"] or 45,
+    )
+
+
+def _check_output_format(mode: CompositeMode, requested: str | None) -> None:
+    from .errors import OutputError
+    from .media import output_format
+
+    try:
+        output_format(mode, "PNG", requested)
+    except OutputError as error:
+        raise click.BadParameter(str(error), param_hint="'--format'") from None
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
+
+
+def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: OutputConfig, *, recursive: bool,
+         quiet: bool, verbose: bool, show_progress: bool) -> int:
+    from tqdm import tqdm
+
+    from .errors import ModelUnavailable, UsageProblem
+    from .media import find_inputs
+    from .pipeline import FileResult, Pipeline, plan_jobs
+
+    started = time.perf_counter()
+    inputs, not_media = find_inputs(files, recursive=recursive, skip_suffix=output.suffix or None)
+    for folder in files:
+        if folder.is_dir() and not quiet and not any(item.root == folder for item in inputs):
+            click.echo(f"bgremove: note: {folder}: no images found", err=True)
+    try:
+        pipeline = Pipeline(**pipeline_options, progress=not quiet).open()
+    except UsageProblem as error:
+        raise click.UsageError(_one_line(error)) from None
+    except ModelUnavailable as error:
+        raise click.ClickException(_one_line(error)) from None
+    mode = pipeline.composite_config.mode
+    jobs = plan_jobs(inputs, mode, output)
+    results: list[FileResult] = []
+    interrupted = False
+    previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with pipeline, tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress,
+                            file=sys.stderr, dynamic_ncols=True) as bar:
+            for job in bar:
+                result = _process_one(pipeline, job, output, verbose)
+                results.append(result)
+                if result.status == "failed":
+                    tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
+                elif result.status == "skipped" and not quiet:
+                    tqdm.write(f"bgremove: skipped: {result.error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    counts = {status: sum(result.status == status for result in results) for status in ("done", "skipped", "failed")}
+    if not quiet or interrupted:
+        parts = [f"{counts['done']} done", f"{counts['skipped']} skipped", f"{counts['failed']} failed"]
+        if not_media:
+            parts.append(f"{len(not_media)} not images")
+        ending = ", interrupted" if interrupted else ""
+        click.echo(f"bgremove: {', '.join(parts)} in {time.perf_counter() - started:.1f} s{ending}", err=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _process_one(pipeline: Any, job: Any, output: OutputConfig, verbose: bool) -> Any:
+    """Process one job and say what happened; a failure of one input never stops the batch."""
+    from .errors import BgRemoveError, OutputExists
+    from .pipeline import FileResult, process_file
+
+    started = time.perf_counter()
+    try:
+        return process_file(pipeline, job, output)
+    except OutputExists as error:
+        result = FileResult(job.input.path, job.output, "skipped", _one_line(error))
+    except BgRemoveError as error:
+        result = FileResult(job.input.path, None, "failed", _one_line(error))
+    except Exception as error:  # a bug or an unforeseen input: report it, go on with the rest
+        if verbose:
+            logging.getLogger("bgremove").exception("while processing %s", job.input.path)
+        message = f"{job.input.path}: unexpected {type(error).__name__}: {_one_line(error)}"
+        result = FileResult(job.input.path, None, "failed", message)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM stops like Ctrl-C: the file being written is abandoned and its temporary removed."""
+    raise KeyboardInterrupt
+
+
+def _list_models() -> None:
+    from .models import model_states
+
+    rows = [("name", "file", "size", "where", "verified", "about")]
+    for state in model_states():
+        where = {"env": "BGREMOVE_MODEL_DIR", "cache": "cache"}.get(state.source or "", "missing")
+        size = f"{(state.size or state.spec.size) / 1e6:.1f} MB"
+        verified = "-" if state.verified is None else ("yes" if state.verified else "NO (sha256 differs)")
+        rows.append((state.spec.name, state.spec.filename, size, where if state.path else "missing", verified,
+                     state.spec.description))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+
+
+def _fetch_models(names: list[str], *, progress: bool) -> None:
+    from .errors import BgRemoveError, UnknownSegmenter
+    from .models import fetch_models
+
+    try:
+        fetched = fetch_models(names or None, progress=progress)
+    except UnknownSegmenter as error:
+        raise click.UsageError(_one_line(error)) from None
+    except BgRemoveError as error:
+        raise click.ClickException(_one_line(error)) from None
+    for resolved in fetched:
+        click.echo(f"{resolved.spec.name if resolved.spec else resolved.path.name}: {resolved.path}")

@@ -1,0 +1,194 @@
+"""(frame, alpha) -> output pixels: transparent, colour, image, blur, desaturate, or the matte itself."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .config import BgFit, CompositeConfig, CompositeMode
+from .types import Alpha, Frame, RGBImage
+
+Pixels = npt.NDArray[np.uint8]  # H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (gray)
+
+
+class Compositor(Protocol):
+    """Makes the output of one frame from the frame and its matte."""
+
+    mode: CompositeMode
+
+    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels: ...
+
+
+def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha) -> RGBImage:
+    """``foreground * alpha + background * (1 - alpha)`` in uint8, exact where alpha is 0 or 1."""
+    weight = alpha[..., None]
+    mixed = background.astype(np.float32)
+    mixed += (foreground.astype(np.float32) - mixed) * weight
+    return np.asarray(np.clip(mixed + 0.5, 0, 255), dtype=np.uint8)
+
+
+def alpha_to_uint8(alpha: Alpha) -> npt.NDArray[np.uint8]:
+    return np.asarray(np.clip(alpha * 255.0 + 0.5, 0, 255), dtype=np.uint8)
+
+
+def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) -> RGBImage:
+    """Scale a background to the frame: ``cover`` crops, ``contain`` adds black bars, ``stretch`` distorts."""
+    bg_height, bg_width = background.shape[:2]
+    if fit is BgFit.STRETCH or (bg_width, bg_height) == (width, height):
+        return _resize(background, width, height)
+    scale_x, scale_y = width / bg_width, height / bg_height
+    scale = max(scale_x, scale_y) if fit is BgFit.COVER else min(scale_x, scale_y)
+    scaled_width = max(1, round(bg_width * scale))
+    scaled_height = max(1, round(bg_height * scale))
+    scaled = _resize(background, scaled_width, scaled_height)
+    if fit is BgFit.COVER:
+        left = (scaled_width - width) // 2
+        top = (scaled_height - height) // 2
+        return np.ascontiguousarray(scaled[top : top + height, left : left + width])
+    canvas = np.zeros((height, width, 3), dtype=np.uint8)
+    left = (width - scaled_width) // 2
+    top = (height - scaled_height) // 2
+    canvas[top : top + scaled_height, left : left + scaled_width] = scaled[:height, :width]
+    return canvas
+
+
+def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
+    if pixels.shape[1] == width and pixels.shape[0] == height:
+        return pixels
+    shrinking = width < pixels.shape[1] and height < pixels.shape[0]
+    return cv2.resize(pixels, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def gaussian_sigma(kernel: int) -> float:
+    """The sigma OpenCV's ``GaussianBlur((k, k), 0)`` uses, so ``--blur 45`` means what the seed code meant."""
+    return 0.3 * ((kernel - 1) * 0.5 - 1) + 0.8
+
+
+def background_blur(rgb: RGBImage, alpha: Alpha, kernel: int) -> RGBImage:
+    """Blur the background only, so the subject does not smear into it around its outline.
+
+    A normalised convolution: blur(frame * (1 - alpha)) / blur(1 - alpha) averages background pixels
+    alone; where no background is near (inside a large subject) the plain blur fills in, and that is
+    under the subject anyway. Large kernels run on a reduced image, which a Gaussian barely changes.
+    """
+    height, width = rgb.shape[:2]
+    sigma = gaussian_sigma(kernel)
+    scale = max(1.0, sigma / 3.0)
+    small_width, small_height = max(1, round(width / scale)), max(1, round(height / scale))
+    small_rgb = _resize(rgb, small_width, small_height).astype(np.float32)
+    small_weight = np.asarray(
+        cv2.resize(1.0 - alpha, (small_width, small_height), interpolation=cv2.INTER_AREA)
+        if (small_width, small_height) != (width, height)
+        else 1.0 - alpha,
+        dtype=np.float32,
+    ).reshape(small_height, small_width)
+    small_sigma = sigma / scale
+    size = 2 * int(np.ceil(3 * small_sigma)) + 1
+    blurred_weight = cv2.GaussianBlur(small_weight, (size, size), small_sigma, borderType=cv2.BORDER_REFLECT)
+    blurred_sum = cv2.GaussianBlur(small_rgb * small_weight[..., None], (size, size), small_sigma, borderType=cv2.BORDER_REFLECT)
+    plain = cv2.GaussianBlur(small_rgb, (size, size), small_sigma, borderType=cv2.BORDER_REFLECT)
+    weight = blurred_weight[..., None]
+    confident = np.clip(weight * 20.0, 0.0, 1.0)  # trust the background-only average once it has support
+    background_only = blurred_sum / np.maximum(weight, 1e-6)
+    small_result = background_only * confident + plain * (1.0 - confident)
+    small_uint8 = np.asarray(np.clip(small_result + 0.5, 0, 255), dtype=np.uint8)
+    return _resize(small_uint8, width, height)
+
+
+class TransparentCompositor:
+    mode = CompositeMode.TRANSPARENT
+
+    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+        matte = alpha_to_uint8(alpha)
+        if frame.alpha is not None:  # what was already transparent stays so
+            matte = np.asarray((matte.astype(np.uint16) * frame.alpha + 127) // 255, dtype=np.uint8)
+        return np.dstack([frame.rgb, matte])
+
+
+class MaskCompositor:
+    mode = CompositeMode.MASK
+
+    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+        return alpha_to_uint8(alpha)
+
+
+class _OpaqueCompositor:
+    """Shared part of the compositors that put something opaque behind the subject."""
+
+    mode: CompositeMode
+
+    def background(self, frame: Frame, alpha: Alpha) -> RGBImage:
+        raise NotImplementedError
+
+    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+        if frame.alpha is not None:  # pixels transparent in the input show the new background
+            alpha = alpha * (frame.alpha.astype(np.float32) / 255.0)
+        return blend(frame.rgb, self.background(frame, alpha), alpha)
+
+
+class ColorCompositor(_OpaqueCompositor):
+    mode = CompositeMode.COLOR
+
+    def __init__(self, color: tuple[int, int, int]) -> None:
+        self.color = np.array(color, dtype=np.uint8)
+
+    def background(self, frame: Frame, alpha: Alpha) -> RGBImage:
+        return np.broadcast_to(self.color, frame.rgb.shape)
+
+
+class ImageCompositor(_OpaqueCompositor):
+    """A still background, fitted once per frame size."""
+
+    mode = CompositeMode.IMAGE
+
+    def __init__(self, background: RGBImage, fit: BgFit) -> None:
+        self.source = background
+        self.fit = fit
+        self._fitted: dict[tuple[int, int], RGBImage] = {}
+
+    def background(self, frame: Frame, alpha: Alpha) -> RGBImage:
+        key = (frame.width, frame.height)
+        if key not in self._fitted:
+            self._fitted = {key: fit_background(self.source, frame.width, frame.height, self.fit)}
+        return self._fitted[key]
+
+
+class BlurCompositor(_OpaqueCompositor):
+    mode = CompositeMode.BLUR
+
+    def __init__(self, kernel: int) -> None:
+        if kernel < 1:
+            raise ValueError(f"blur must be at least 1, got {kernel}")
+        self.kernel = kernel
+
+    def background(self, frame: Frame, alpha: Alpha) -> RGBImage:
+        return background_blur(frame.rgb, alpha, self.kernel)
+
+
+class DesaturateCompositor(_OpaqueCompositor):
+    mode = CompositeMode.DESATURATE
+
+    def background(self, frame: Frame, alpha: Alpha) -> RGBImage:
+        gray = cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2GRAY)
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+
+
+def make_compositor(config: CompositeConfig, background: RGBImage | None = None) -> Compositor:
+    """The compositor for ``config``; ``background`` is the decoded ``--bg`` image for IMAGE mode."""
+    mode = config.mode
+    if mode is CompositeMode.TRANSPARENT:
+        return TransparentCompositor()
+    if mode is CompositeMode.MASK:
+        return MaskCompositor()
+    if mode is CompositeMode.COLOR:
+        return ColorCompositor(config.color)
+    if mode is CompositeMode.BLUR:
+        return BlurCompositor(config.blur)
+    if mode is CompositeMode.DESATURATE:
+        return DesaturateCompositor()
+    if background is None:
+        raise ValueError("an image background needs the background pixels")
+    return ImageCompositor(background, config.fit)

@@ -1,0 +1,103 @@
+"""Per-class confidences -> one alpha matte: select classes, soft or hard, resize to the frame, feather."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .config import MaskConfig
+from .errors import UnknownLabel
+from .types import Alpha, Segmentation
+
+
+def normalize_label(label: str) -> str:
+    """Labels match ignoring case, spaces, dashes and underscores ("dining table" == "diningtable")."""
+    return "".join(character for character in label.lower() if character not in " -_")
+
+
+def default_keep(labels: Sequence[str], spec_keep: Sequence[str] | None = None) -> tuple[str, ...]:
+    """What counts as foreground when the user does not say: the model's own default, else every
+    class but the background (a one-class model such as selfie keeps its one class)."""
+    if spec_keep is not None and all(normalize_label(k) in map(normalize_label, labels) for k in spec_keep):
+        return tuple(spec_keep)
+    foreground = tuple(label for label in labels if normalize_label(label) != "background")
+    return foreground or tuple(labels)
+
+
+def select_classes(labels: Sequence[str], keep: Sequence[str], model_name: str = "the model") -> list[int]:
+    """Indices of the ``keep`` labels in ``labels``; an unknown one is an error listing the valid ones."""
+    by_name = {normalize_label(label): index for index, label in enumerate(labels)}
+    indices: list[int] = []
+    for wanted in keep:
+        index = by_name.get(normalize_label(wanted))
+        if index is None:
+            valid = ", ".join(labels)
+            raise UnknownLabel(f"unknown label '{wanted}' for {model_name}; valid labels: {valid}")
+        if index not in indices:
+            indices.append(index)
+    if not indices:
+        raise UnknownLabel(f"no labels to keep for {model_name}; valid labels: {', '.join(labels)}")
+    return indices
+
+
+def foreground_probability(confidences: npt.NDArray[np.float32], indices: Sequence[int]) -> Alpha:
+    """Probability that a pixel belongs to any kept class, at model resolution (h x w float32)."""
+    if len(indices) == 1:
+        probability = confidences[indices[0]]
+    else:
+        probability = confidences[list(indices)].sum(axis=0)
+    return np.clip(probability, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def resize_alpha(alpha: Alpha, width: int, height: int) -> Alpha:
+    """Bring a model-resolution matte to the frame size (bilinear up, area down)."""
+    if alpha.shape == (height, width):
+        return alpha
+    shrinking = width < alpha.shape[1] and height < alpha.shape[0]
+    resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return np.asarray(resized, dtype=np.float32).reshape(height, width)
+
+
+def feather_alpha(alpha: Alpha, pixels: float) -> Alpha:
+    """Soften the matte's edge over about ``pixels`` pixels on each side."""
+    if pixels <= 0:
+        return alpha
+    sigma = pixels / 2.0
+    size = 2 * int(np.ceil(pixels)) + 1
+    feathered = cv2.GaussianBlur(alpha, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
+    return np.asarray(feathered, dtype=np.float32).reshape(alpha.shape)
+
+
+class MaskProcessor:
+    """Makes the alpha matte of one frame from a segmentation, as ``MaskConfig`` says.
+
+    Built once per model (the label check happens here, before any file is processed).
+    """
+
+    def __init__(
+        self,
+        config: MaskConfig,
+        labels: Sequence[str],
+        spec_keep: Sequence[str] | None = None,
+        model_name: str = "the model",
+    ) -> None:
+        if config.threshold is not None and not 0.0 <= config.threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {config.threshold}")
+        self.config = config
+        self.labels = tuple(labels)
+        self.keep = tuple(config.keep) if config.keep else default_keep(labels, spec_keep)
+        self.indices = select_classes(self.labels, self.keep, model_name)
+
+    def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
+        """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
+        if segmentation.labels != self.labels:
+            self.indices = select_classes(segmentation.labels, self.keep)
+            self.labels = segmentation.labels
+        probability = foreground_probability(segmentation.confidences, self.indices)
+        alpha = resize_alpha(probability, width, height)
+        if self.config.threshold is not None:
+            alpha = (alpha >= self.config.threshold).astype(np.float32)
+        return feather_alpha(alpha, self.config.feather)

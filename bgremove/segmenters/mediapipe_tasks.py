@@ -1,0 +1,127 @@
+"""MediaPipe Tasks ``ImageSegmenter`` backend: selfie, selfie-landscape, hair, multiclass, deeplab and
+any ``.tflite`` segmentation model with the Tasks metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import SegmenterConfig
+from ..errors import ModelUnavailable
+from ..models import ModelSpec
+from ..types import Frame, Segmentation
+
+logger = logging.getLogger(__name__)
+
+# For a model whose input size we do not know, frames are shrunk to this long side before MediaPipe
+# sees them: it resizes to the network's input anyway, and a smaller frame saves that work and the
+# full-resolution float32 masks it would otherwise return.
+_CUSTOM_MODEL_LONG_SIDE = 512
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Hide what TFLite and MediaPipe's C++ code writes straight to file descriptor 2.
+
+    Their INFO/W0000 lines ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires")
+    ignore Python's logging and the GLOG/TF environment variables, so the descriptor is pointed at
+    /dev/null for the duration. Shown when the ``bgremove`` logger is at DEBUG (the CLI's ``-v``).
+    """
+    if logging.getLogger("bgremove").isEnabledFor(logging.DEBUG):
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class MediaPipeSegmenter:
+    """One MediaPipe ``ImageSegmenter`` in IMAGE or VIDEO running mode, giving confidence masks."""
+
+    def __init__(
+        self, model_path: Path, spec: ModelSpec | None, config: SegmenterConfig, *, video: bool = False
+    ) -> None:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        self._video = video
+        self._input_size = spec.input_size if spec is not None else None
+        self._last_timestamp_ms = -1
+        options = vision.ImageSegmenterOptions(
+            base_options=BaseOptions(model_asset_path=str(model_path)),
+            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+            output_confidence_masks=True,
+            output_category_mask=False,
+        )
+        try:
+            with quiet_native_stderr():
+                self._segmenter = vision.ImageSegmenter.create_from_options(options)
+        except (RuntimeError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelUnavailable(f"{model_path}: cannot load as a MediaPipe segmentation model: {reason}") from None
+        labels = tuple(self._segmenter.labels or ())
+        self.labels: tuple[str, ...] = labels
+        self._first = True
+        logger.debug("loaded %s (%s mode), labels %s", model_path, "video" if video else "image", labels)
+
+    def _model_input(self, rgb: np.ndarray) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        if self._input_size is not None:
+            size = self._input_size
+        else:
+            scale = _CUSTOM_MODEL_LONG_SIDE / max(height, width)
+            if scale >= 1:
+                return rgb
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size == (width, height):
+            return rgb
+        shrinking = size[0] < width and size[1] < height
+        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+    def segment(self, frame: Frame) -> Segmentation:
+        import mediapipe as mp
+
+        pixels = np.ascontiguousarray(self._model_input(frame.rgb))
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels)
+        # The first inference is where TFLite announces its delegates on stderr.
+        quiet = quiet_native_stderr() if self._first else contextlib.nullcontext()
+        with quiet:
+            if self._video:
+                timestamp_ms = max(round(frame.timestamp * 1000), self._last_timestamp_ms + 1)
+                self._last_timestamp_ms = timestamp_ms
+                result = self._segmenter.segment_for_video(image, timestamp_ms)
+            else:
+                result = self._segmenter.segment(image)
+        self._first = False
+        masks = result.confidence_masks or []
+        confidences = np.stack([np.asarray(mask.numpy_view(), dtype=np.float32).reshape(mask.height, mask.width) for mask in masks])
+        if not self.labels:  # a model without label metadata
+            self.labels = tuple(f"class_{index}" for index in range(len(masks)))
+        return Segmentation(confidences=confidences, labels=self.labels)
+
+    def close(self) -> None:
+        segmenter = getattr(self, "_segmenter", None)
+        if segmenter is not None:
+            segmenter.close()
+            self._segmenter = None
+
+    def __enter__(self) -> MediaPipeSegmenter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,55 @@
+"""The data that flows through the pipeline: frames in, per-class confidences out.
+
+Only NumPy here, so every module can import these without pulling in a backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+RGBImage = npt.NDArray[np.uint8]  # H x W x 3, uint8, RGB order
+Alpha = npt.NDArray[np.float32]  # H x W, float32 in [0, 1]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One picture of a stream: an image is a stream of one frame.
+
+    ``rgb`` is H x W x 3 uint8 in RGB order, C-contiguous. ``timestamp`` is in seconds from the start
+    of the stream (0.0 for an image); video mode segmenters need it strictly increasing.
+    ``alpha`` is the input's own transparency (H x W uint8) when it had one, else None.
+    """
+
+    rgb: RGBImage
+    index: int = 0
+    timestamp: float = 0.0
+    alpha: npt.NDArray[np.uint8] | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.rgb.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rgb.shape[1])
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """What a segmenter says about one frame.
+
+    ``confidences`` is C x h x w float32 in [0, 1] at the model's own resolution (not the frame's),
+    one plane per class; ``labels`` names the C classes in order.
+    """
+
+    confidences: npt.NDArray[np.float32]
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.confidences.ndim != 3 or self.confidences.shape[0] != len(self.labels):
+            raise ValueError(
+                f"confidences of shape {self.confidences.shape} do not match {len(self.labels)} labels"
+            )
