@@ -1,0 +1,121 @@
+"""Compositors, checked by pixels on small arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bgremove.compose import background_blur, blend, fit_background, make_compositor
+from bgremove.config import BgFit, CompositeConfig, CompositeMode
+from bgremove.types import Frame
+
+
+def _half_subject(height: int = 60, width: int = 80) -> tuple[Frame, np.ndarray]:
+    """A frame whose left half is the subject (alpha 1) and right half background (alpha 0)."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    alpha = np.zeros((height, width), np.float32)
+    alpha[:, : width // 2] = 1.0
+    return Frame(rgb=rgb), alpha
+
+
+def test_transparent_is_rgba_with_the_matte_as_alpha() -> None:
+    frame, alpha = _half_subject()
+    out = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT))(frame, alpha)
+    assert out.shape == (60, 80, 4) and out.dtype == np.uint8
+    assert np.array_equal(out[..., :3], frame.rgb)
+    assert out[:, :40, 3].min() == 255 and out[:, 40:, 3].max() == 0
+
+
+def test_transparent_keeps_what_the_input_already_had_transparent() -> None:
+    frame, alpha = _half_subject()
+    own_alpha = np.full(alpha.shape, 255, np.uint8)
+    own_alpha[:10] = 0
+    out = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT))(Frame(frame.rgb, alpha=own_alpha), alpha)
+    assert out[:10, :, 3].max() == 0 and out[10:, :40, 3].min() == 255
+
+
+def test_mask_only_is_the_matte_in_gray() -> None:
+    frame, alpha = _half_subject()
+    alpha[:, 10] = 0.5
+    out = make_compositor(CompositeConfig(CompositeMode.MASK))(frame, alpha)
+    assert out.shape == (60, 80) and out.dtype == np.uint8
+    assert out[0, 0] == 255 and out[0, 10] == 128 and out[0, 79] == 0
+
+
+def test_colour_background() -> None:
+    frame, alpha = _half_subject()
+    out = make_compositor(CompositeConfig(CompositeMode.COLOR, color=(0, 255, 0)))(frame, alpha)
+    assert np.array_equal(out[:, :40], frame.rgb[:, :40])
+    assert np.all(out[:, 40:] == (0, 255, 0))
+
+
+def test_image_background_is_fitted_to_the_frame() -> None:
+    frame, alpha = _half_subject()
+    background = np.zeros((30, 40, 3), np.uint8)
+    background[..., 2] = 200
+    out = make_compositor(CompositeConfig(CompositeMode.IMAGE), background)(frame, alpha)
+    assert np.array_equal(out[:, :40], frame.rgb[:, :40])
+    assert np.all(out[:, 40:] == (0, 0, 200))
+
+
+@pytest.mark.parametrize(
+    ("fit", "corner_is_bar"), [(BgFit.COVER, False), (BgFit.CONTAIN, True), (BgFit.STRETCH, False)]
+)
+def test_background_fit_modes(fit: BgFit, corner_is_bar: bool) -> None:
+    wide = np.full((10, 40, 3), 255, np.uint8)  # 4:1 into a 1:1 frame
+    fitted = fit_background(wide, 20, 20, fit)
+    assert fitted.shape == (20, 20, 3)
+    assert (fitted[0, 0].max() == 0) == corner_is_bar
+    if fit is BgFit.CONTAIN:
+        assert fitted[10, 10].min() == 255  # the picture itself sits in the middle
+
+
+def test_desaturate_grays_only_the_background() -> None:
+    frame, alpha = _half_subject()
+    out = make_compositor(CompositeConfig(CompositeMode.DESATURATE))(frame, alpha)
+    assert np.array_equal(out[:, :40], frame.rgb[:, :40])
+    background = out[:, 40:].astype(int)
+    assert np.all(background[..., 0] == background[..., 1]) and np.all(background[..., 1] == background[..., 2])
+
+
+def test_blur_smooths_the_background_and_keeps_the_subject_sharp() -> None:
+    frame, alpha = _half_subject(120, 160)
+    out = make_compositor(CompositeConfig(CompositeMode.BLUR, blur=45))(frame, alpha)
+    assert np.array_equal(out[:, :80], frame.rgb[:, :80])
+    assert out[:, 100:].astype(float).std() < frame.rgb[:, 100:].astype(float).std() / 3
+
+
+def test_blur_does_not_smear_the_subject_into_the_background() -> None:
+    # white subject on a black background: a plain blur would spread white over the outline
+    rgb = np.zeros((200, 200, 3), np.uint8)
+    alpha = np.zeros((200, 200), np.float32)
+    rgb[50:150, 50:150] = 255
+    alpha[50:150, 50:150] = 1.0
+    background = background_blur(rgb, alpha, 45)
+    ring = np.ones((200, 200), bool)
+    ring[40:160, 40:160] = False  # background pixels within 10 px of the subject, and beyond
+    assert background[ring].max() <= 8
+    plain = __import__("cv2").GaussianBlur(rgb, (45, 45), 0)
+    assert plain[45, 100].max() > 40  # what the naive blur does at the same place
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    data=st.data(),
+)
+def test_blend_is_exact_at_alpha_0_and_1_and_stays_in_range(shape, data) -> None:
+    foreground = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    background = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
+    out = blend(foreground, background, alpha)
+    assert out.shape == (*shape, 3) and out.dtype == np.uint8
+    assert np.array_equal(out[alpha == 1], foreground[alpha == 1])
+    assert np.array_equal(out[alpha == 0], background[alpha == 0])
+    low = np.minimum(foreground, background).astype(int)
+    high = np.maximum(foreground, background).astype(int)
+    assert np.all(out >= low) and np.all(out <= high)

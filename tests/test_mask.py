@@ -1,0 +1,92 @@
+"""Confidences -> alpha: class selection, soft/hard, resize, feather."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from bgremove.config import MaskConfig
+from bgremove.errors import UnknownLabel
+from bgremove.mask import MaskProcessor, default_keep, feather_alpha, select_classes
+from bgremove.types import Segmentation
+
+VOC = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+       "dining table", "dog", "horse", "motorbike", "person", "potted plant", "sheep", "sofa", "train", "tv")
+
+
+@pytest.mark.parametrize(
+    ("labels", "spec_keep", "expected"),
+    [
+        (("selfie",), None, ("selfie",)),
+        (("background", "hair"), ("hair",), ("hair",)),
+        (VOC, ("person",), ("person",)),
+        (("background", "hair", "body-skin", "face-skin", "clothes", "others"), None,
+         ("hair", "body-skin", "face-skin", "clothes", "others")),
+    ],
+)
+def test_default_keep_per_model(labels, spec_keep, expected) -> None:
+    assert default_keep(labels, spec_keep) == expected
+
+
+def test_labels_match_ignoring_case_spaces_and_dashes() -> None:
+    assert select_classes(VOC, ["Dining-Table", "pottedplant", "person"]) == [11, 16, 15]
+
+
+def test_unknown_label_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownLabel) as caught:
+        select_classes(("background", "hair"), ["person"], "model 'hair'")
+    message = str(caught.value)
+    assert "'person'" in message and "model 'hair'" in message and "background, hair" in message
+    assert "\n" not in message
+
+
+def _segmentation(planes: list[np.ndarray], labels: tuple[str, ...]) -> Segmentation:
+    return Segmentation(confidences=np.stack(planes).astype(np.float32), labels=labels)
+
+
+def test_kept_classes_add_up_and_resize_to_the_frame() -> None:
+    background = np.full((4, 4), 0.5, np.float32)
+    cat = np.zeros((4, 4), np.float32)
+    cat[:, :2] = 0.5
+    dog = np.zeros((4, 4), np.float32)
+    dog[:, 2:] = 0.25
+    processor = MaskProcessor(MaskConfig(keep=("cat", "dog")), ("background", "cat", "dog"))
+    alpha = processor.alpha(_segmentation([background, cat, dog], ("background", "cat", "dog")), 8, 6)
+    assert alpha.shape == (6, 8) and alpha.dtype == np.float32
+    assert alpha[:, 0].max() == pytest.approx(0.5) and alpha[:, -1].max() == pytest.approx(0.25)
+
+
+def test_threshold_gives_a_hard_mask() -> None:
+    plane = np.linspace(0, 1, 16, dtype=np.float32).reshape(4, 4)
+    processor = MaskProcessor(MaskConfig(threshold=0.5), ("selfie",))
+    alpha = processor.alpha(_segmentation([plane], ("selfie",)), 4, 4)
+    assert set(np.unique(alpha)) == {0.0, 1.0}
+    assert np.array_equal(alpha == 1.0, plane >= 0.5)
+
+
+def test_feather_softens_only_near_the_edge() -> None:
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[:, 20:] = 1.0
+    feathered = feather_alpha(alpha, 4)
+    assert feathered[:, :12].max() < 0.01 and feathered[:, 28:].min() > 0.99
+    assert 0.2 < feathered[0, 20] < 0.8
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    planes=hnp.arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(1, 12), st.integers(1, 12)),
+                      elements=st.floats(-2, 3, width=32)),
+    width=st.integers(1, 30),
+    height=st.integers(1, 30),
+    threshold=st.one_of(st.none(), st.floats(0, 1)),
+    feather=st.floats(0, 5),
+)
+def test_alpha_is_always_a_frame_sized_float_matte_in_0_1(planes, width, height, threshold, feather) -> None:
+    labels = tuple(f"class{index}" for index in range(planes.shape[0]))
+    processor = MaskProcessor(MaskConfig(threshold=threshold, feather=feather), labels)
+    alpha = processor.alpha(Segmentation(planes, labels), width, height)
+    assert alpha.shape == (height, width) and alpha.dtype == np.float32
+    assert np.all(alpha >= 0) and np.all(alpha <= 1)
