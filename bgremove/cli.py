@@ -59,6 +59,28 @@ class LabelListType(click.ParamType):
         return labels
 
 
+class OneLineErrors(click.Command):
+    """A command whose errors are one line each: ``bgremove: error: <file or option>: <reason>``.
+
+    click would print the usage synopsis and a hint over three lines; scripts that collect stderr want
+    one line per problem. Exit codes stay click's: 2 for usage errors, 1 for other failures.
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as error:
+            click.echo(f"bgremove: error: {_one_line(error.format_message())} (see bgremove --help)", err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as error:
+            click.echo(f"bgremove: error: {_one_line(error.format_message())}", err=True)
+            sys.exit(error.exit_code)
+        except click.Abort:
+            click.echo("bgremove: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+
+
 COMPOSITE_OPTIONS = ("transparent", "bg", "bg_color", "blur", "desaturate", "mask_only")
 
 EPILOG = """\b
@@ -69,6 +91,7 @@ Examples:
   bgremove photo.jpg --blur 45             # blurred background
   bgremove shots/ -r --mask-only -o masks/ # mattes for a whole tree
   bgremove dog.jpg -m deeplab --keep dog   # keep the dog, not the person
+  bgremove dog.jpg -m deeplab-onnx --keep dog --device auto   # same on ONNX Runtime
   bgremove --list-models                   # models and where their files are
   bgremove --fetch-models                  # download every model for offline use
 
@@ -79,6 +102,7 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 
 
 @click.command(
+    cls=OneLineErrors,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -86,6 +110,12 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 @click.option("-m", "--model", default="selfie", show_default=True, metavar="NAME|PATH",
               help="Segmentation model: selfie, selfie-landscape, hair, multiclass, deeplab, deeplab-onnx, "
               "or a .tflite/.onnx file. Example: -m deeplab")
+@click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|...",
+              help="Where ONNX models run: auto picks the best available; naming one that is not "
+              "available is an error. Example: --device cuda")
+@click.option("--labels", "labels_file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              metavar="FILE", help="Class names of an ONNX model, one per line (21-class models get the "
+              "PASCAL VOC names). Example: --labels classes.txt")
 @click.option("--keep", type=LabelListType(), default=None,
               help="Classes that stay in front (default: person for deeplab, hair for hair, all but "
               "background otherwise). Example: --keep cat,dog")
@@ -141,7 +171,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         _fetch_models([str(name) for name in files], progress=not options["quiet"])
         return
     if not files:
-        raise click.UsageError("give at least one image or folder (see bgremove --help)")
+        raise click.UsageError("give at least one image or folder")
     composite = _composite_config(options)
     output = OutputConfig(
         suffix=options["suffix"],
@@ -153,7 +183,8 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
     if not output.suffix and output.output_dir is None:
         raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
     pipeline_options = dict(
-        segmenter=SegmenterConfig(model=options["model"]),
+        segmenter=SegmenterConfig(model=options["model"], device=options["device"],
+                                  labels_file=options["labels_file"]),
         mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"]),
         composite=composite,
     )
