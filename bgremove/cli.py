@@ -193,11 +193,23 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
     sys.exit(code)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes (it may be swapped, e.g. by tests)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def _setup_logging(verbose: bool) -> None:
     logger = logging.getLogger("bgremove")
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("bgremove: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
 
@@ -250,27 +262,26 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     for folder in files:
         if folder.is_dir() and not quiet and not any(item.root == folder for item in inputs):
             click.echo(f"bgremove: note: {folder}: no images found", err=True)
-    try:
-        pipeline = Pipeline(**pipeline_options, progress=not quiet).open()
-    except UsageProblem as error:
-        raise click.UsageError(_one_line(error)) from None
-    except ModelUnavailable as error:
-        raise click.ClickException(_one_line(error)) from None
-    mode = pipeline.composite_config.mode
-    jobs = plan_jobs(inputs, mode, output)
     results: list[FileResult] = []
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with pipeline, tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress,
-                            file=sys.stderr, dynamic_ncols=True) as bar:
-            for job in bar:
-                result = _process_one(pipeline, job, output, verbose)
-                results.append(result)
-                if result.status == "failed":
-                    tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
-                elif result.status == "skipped" and not quiet:
-                    tqdm.write(f"bgremove: skipped: {result.error}", file=sys.stderr)
+        with Pipeline(**pipeline_options, progress=not quiet) as pipeline:
+            pipeline.open()
+            jobs = plan_jobs(inputs, pipeline.composite_config.mode, output)
+            with tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
+                      dynamic_ncols=True) as bar:
+                for job in bar:
+                    result = _process_one(pipeline, job, output, verbose)
+                    results.append(result)
+                    if result.status == "failed":
+                        tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
+                    elif result.status == "skipped" and not quiet:
+                        tqdm.write(f"bgremove: skipped: {result.error}", file=sys.stderr)
+    except UsageProblem as error:
+        raise click.UsageError(_one_line(error)) from None
+    except ModelUnavailable as error:
+        raise click.ClickException(_one_line(error)) from None
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -56,8 +56,14 @@ class Pipeline:
     def open(self) -> Pipeline:
         """Load the model and check the labels to keep against it."""
         if self._segmenter is None:
-            self._segmenter = create_segmenter(self.segmenter_config, video=False, progress=self._progress)
-            self._mask = self._mask_processor(self._segmenter)
+            segmenter = create_segmenter(self.segmenter_config, video=False, progress=self._progress)
+            try:
+                self._mask = self._mask_processor(segmenter)
+            except BaseException:
+                # MediaPipe's ImageSegmenter deadlocks if it is left to the garbage collector
+                segmenter.close()
+                raise
+            self._segmenter = segmenter
         return self
 
     def _mask_processor(self, segmenter: Segmenter) -> MaskProcessor:
