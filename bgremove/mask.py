@@ -68,7 +68,8 @@ def feather_alpha(alpha: Alpha, pixels: float) -> Alpha:
     sigma = pixels / 2.0
     size = 2 * int(np.ceil(pixels)) + 1
     feathered = cv2.GaussianBlur(alpha, (size, size), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REPLICATE)
-    return np.asarray(feathered, dtype=np.float32).reshape(alpha.shape)
+    # float rounding in the blur can step just outside [0, 1]
+    return np.clip(np.asarray(feathered, dtype=np.float32).reshape(alpha.shape), 0.0, 1.0)
 
 
 class MaskProcessor:
