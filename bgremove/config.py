@@ -21,6 +21,13 @@ class CompositeMode(enum.Enum):
         return self not in (CompositeMode.TRANSPARENT, CompositeMode.MASK)
 
 
+class Focus(enum.Enum):
+    """Where a model's second, zoomed pass looks."""
+
+    SUBJECT = "subject"  # around what the model itself found in the whole frame
+    HEAD = "head"  # around the head of the person a person model finds (hair models)
+
+
 class BgFit(enum.Enum):
     COVER = "cover"  # fill the frame, crop what sticks out
     CONTAIN = "contain"  # whole background visible, bars where the aspect differs
@@ -49,6 +56,44 @@ class MaskConfig:
     keep: tuple[str, ...] | None = None
     threshold: float | None = None
     feather: float = 0.0
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Steps between the model and the matte that make it more accurate; each one is measured by
+    ``bench/eval.py`` (docs/README-quality.md has the numbers that chose these defaults).
+
+    ``zoom``: run the model again on a crop around the subject found in the whole frame (for a model
+    whose spec says ``Focus.HEAD``, such as hair, around the head of the person a person model finds),
+    so that a small subject fills the model's input. ``margin`` widens the crop by this fraction of the
+    subject's size on each side; ``crop_aspects`` lists the crops that are run and averaged: 0 is the
+    subject's box stretched to the model, 0.75 the box widened until its short side is at least 3/4 of
+    the long one (real pixels around the subject, not padding).
+    ``flip``: average each pass with a pass on the mirrored picture.
+    ``tiles``: for a tall crop (a standing person), also run its upper and lower 60 percent, so that
+    each part is seen at a higher resolution.
+    ``edges``: move the matte's outline onto the photo's colour edges at full resolution, where one
+    model pixel covers at least ``edges_min_scale`` photo pixels (below that the model's outline is
+    already as sharp as the photo's).
+    """
+
+    zoom: bool = True
+    flip: bool = True
+    tiles: bool = False
+    edges: bool = True
+    margin: float = 0.15
+    crop_aspects: tuple[float, ...] = (0.0, 0.75)
+    edges_min_scale: float = 2.0
+
+    @classmethod
+    def off(cls) -> RefineConfig:
+        """One pass of the model over the whole frame, as it is: what ``--fast`` does."""
+        return cls(zoom=False, flip=False, tiles=False, edges=False)
+
+    @classmethod
+    def best(cls) -> RefineConfig:
+        """Every step, at about 1.5x the default's time: what ``--quality`` does."""
+        return cls(tiles=True)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""Per-class confidences -> one alpha matte: select classes, soft or hard, resize to the frame, feather."""
+"""Per-class confidences -> one alpha matte: select classes, soft or hard, resize to the frame, feather.
+
+``refine.py`` sits between ``probability`` (model resolution) and ``finish`` (frame size) when the
+pipeline refines the matte.
+"""
 
 from __future__ import annotations
 
@@ -92,13 +96,20 @@ class MaskProcessor:
         self.keep = tuple(config.keep) if config.keep else default_keep(labels, spec_keep)
         self.indices = select_classes(self.labels, self.keep, model_name)
 
-    def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
-        """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
+    def probability(self, segmentation: Segmentation) -> Alpha:
+        """The probability of the kept classes at the model's resolution (h x w float32 in [0, 1])."""
         if segmentation.labels != self.labels:
             self.indices = select_classes(segmentation.labels, self.keep)
             self.labels = segmentation.labels
-        probability = foreground_probability(segmentation.confidences, self.indices)
-        alpha = resize_alpha(probability, width, height)
+        return foreground_probability(segmentation.confidences, self.indices)
+
+    def finish(self, probability: Alpha) -> Alpha:
+        """Threshold (when asked) and feather a frame-size probability into the matte."""
+        alpha = probability
         if self.config.threshold is not None:
             alpha = (alpha >= self.config.threshold).astype(np.float32)
         return feather_alpha(alpha, self.config.feather)
+
+    def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
+        """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
+        return self.finish(resize_alpha(self.probability(segmentation), width, height))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .config import Focus
 from .errors import ModelIntegrityError, ModelUnavailable, UnknownSegmenter
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ class ModelSpec:
     input_size: tuple[int, int] | None  # (width, height) the network reads; None: unknown
     default_keep: tuple[str, ...] | None  # labels kept by default; None: every label but background
     description: str
+    focus: Focus = Focus.SUBJECT  # where the zoomed second pass looks (refine.py)
 
 
 _MP = "https://storage.googleapis.com/mediapipe-models/image_segmenter"
@@ -72,6 +74,7 @@ MODELS: dict[str, ModelSpec] = {
             input_size=(512, 512),
             default_keep=("hair",),
             description="hair only (512x512)",
+            focus=Focus.HEAD,
         ),
         ModelSpec(
             name="multiclass",

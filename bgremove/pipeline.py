@@ -11,19 +11,25 @@ from pathlib import Path
 import numpy as np
 
 from .compose import Compositor, Pixels, make_compositor
-from .config import CompositeConfig, CompositeMode, MaskConfig, OutputConfig, SegmenterConfig
+from .config import CompositeConfig, CompositeMode, Focus, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
 from .errors import BgRemoveError, OutputError, OutputExists, UsageProblem
 from .mask import MaskProcessor
 from .media import InputFile, output_extension, output_format, output_path, probe_image, read_background, read_image, write_image
 from .models import MODELS
+from .refine import Refiner
 from .segmenters import Segmenter, create_segmenter
-from .types import Alpha, Frame
+from .types import Alpha, Frame, RGBImage
 
 logger = logging.getLogger(__name__)
 
 
+# The person model that finds the head for models whose zoomed pass looks there (hair).
+PERSON_MODEL = "selfie"
+
+
 class Pipeline:
-    """One model, one mask recipe and one compositor, applied to any number of frames and files.
+    """One model, one mask recipe, one refinement and one compositor, applied to any number of frames
+    and files.
 
     The ``--bg`` image is read when the pipeline is made and the model when it is first needed (or
     ``open()`` is called), so a bad option fails before any input is touched. Close it when done.
@@ -35,11 +41,13 @@ class Pipeline:
         mask: MaskConfig | None = None,
         composite: CompositeConfig | None = None,
         *,
+        refine: RefineConfig | None = None,
         progress: bool = False,
     ) -> None:
         self.segmenter_config = segmenter or SegmenterConfig()
         self.mask_config = mask or MaskConfig()
         self.composite_config = composite or CompositeConfig()
+        self.refine_config = refine or RefineConfig()
         self._progress = progress
         background = None
         if self.composite_config.mode is CompositeMode.IMAGE:
@@ -52,13 +60,23 @@ class Pipeline:
         self.compositor: Compositor = make_compositor(self.composite_config, background)
         self._segmenter: Segmenter | None = None
         self._mask: MaskProcessor | None = None
+        self._locator: Segmenter | None = None  # the person model, for a Focus.HEAD zoom
+        spec = MODELS.get(self.segmenter_config.model)
+        self._refiner = Refiner(self.refine_config, spec.focus if spec else Focus.SUBJECT)
 
     def open(self) -> Pipeline:
-        """Load the model and check the labels to keep against it."""
+        """Load the model (and the person model when the zoom looks for a head), and check the labels
+        to keep against it."""
         if self._segmenter is None:
             segmenter = create_segmenter(self.segmenter_config, video=False, progress=self._progress)
             try:
                 self._mask = self._mask_processor(segmenter)
+                if self._refiner.focus is Focus.HEAD and self.refine_config.zoom:
+                    self._locator = create_segmenter(
+                        SegmenterConfig(PERSON_MODEL, device=self.segmenter_config.device,
+                                        threads=self.segmenter_config.threads),
+                        video=False, progress=self._progress,
+                    )
             except BaseException:
                 # MediaPipe's ImageSegmenter deadlocks if it is left to the garbage collector
                 segmenter.close()
@@ -79,12 +97,27 @@ class Pipeline:
         assert self._segmenter is not None
         return self._segmenter.labels
 
+    def _probe(self, rgb: RGBImage) -> Alpha:
+        assert self._segmenter is not None and self._mask is not None
+        return self._mask.probability(self._segmenter.segment(Frame(rgb=rgb)))
+
+    def _locate(self, rgb: RGBImage) -> Alpha:
+        assert self._locator is not None
+        confidences = self._locator.segment(Frame(rgb=rgb)).confidences
+        return np.clip(confidences[-1], 0.0, 1.0)
+
+    def probability(self, frame: Frame) -> Alpha:
+        """The frame's foreground probability after refinement, before threshold and feather
+        (H x W float32 in [0, 1])."""
+        self.open()
+        locate = self._locate if self._locator is not None else None
+        return self._refiner.probability(frame.rgb, self._probe, locate)
+
     def alpha(self, frame: Frame) -> Alpha:
         """The frame's alpha matte (H x W float32 in [0, 1])."""
-        self.open()
-        assert self._segmenter is not None and self._mask is not None
-        segmentation = self._segmenter.segment(frame)
-        return self._mask.alpha(segmentation, frame.width, frame.height)
+        probability = self.probability(frame)
+        assert self._mask is not None
+        return self._mask.finish(probability)
 
     def process_frame(self, frame: Frame) -> Pixels:
         """One frame through segmenter, mask and compositor."""
@@ -95,6 +128,9 @@ class Pipeline:
             yield self.process_frame(frame)
 
     def close(self) -> None:
+        if self._locator is not None:
+            self._locator.close()
+            self._locator = None
         if self._segmenter is not None:
             self._segmenter.close()
             self._segmenter = None

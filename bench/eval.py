@@ -1,0 +1,271 @@
+"""Measure bgremove's mattes against the labelled sets in ../shared/data and print markdown tables.
+
+    python bench/eval.py                                  # every set, every variant
+    python bench/eval.py --sets web,fullbody --limit 20   # a quick look
+    python bench/eval.py --sets hair --variants raw,default
+
+Sets (folders under the data folder, ``$BGREMOVE_DATA_DIR`` or ../shared/data):
+
+    portrait     portrait_shen2016   close-up portraits, selfie model
+    web          person_seg_vikram   web photos of people at every scale, selfie model
+    fullbody     fullbody_ccp        full-body street photos (masks_person), selfie model
+    multiperson  multiperson_cihp    crowded scenes (5 photos), selfie model
+    hair         fullbody_ccp        the same photos' masks_hair, hair model
+    davis        video_davis2016     the person clip (dance-twirl), frame by frame
+
+Metrics. The matte is cut at 0.5 for IoU and boundary F. *IoU p10*: the 10th percentile over the
+images (how bad the bad cases are). *Boundary F*: F-measure of the outline pixels of the cut matte
+against the ground truth's, a pixel counting as matched when the other outline passes within 3 pixels
+of it (a fixed 3 px at the image's own resolution, not a share of the diagonal: on these 600x800
+photos 1% of the diagonal would be 10 px and hide the edge work). *ms/image*: wall time of
+segmentation and refinement (``Pipeline.probability``; no file reading, no compositing) per image, on
+whatever machine runs this. On DAVIS: *flicker* is the mean absolute change of the soft matte between
+consecutive frames (0-1 scale, over all pixels), reported next to the ground truth's own change, which
+is real motion.
+
+Variants (refinement steps of ``RefineConfig``, each toggled on its own so that the table shows what
+each one is worth): raw (the model's own mask: one pass, bilinear to frame size), flip, zoom,
+zoom+flip, edges, default (what bgremove does with no option), quality (``--quality``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bgremove.config import RefineConfig, SegmenterConfig  # noqa: E402
+from bgremove.media import read_image  # noqa: E402
+from bgremove.pipeline import Pipeline  # noqa: E402
+from bgremove.types import Frame  # noqa: E402
+
+DATA_DIR = Path(os.environ.get("BGREMOVE_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+TOLERANCE_PX = 3
+
+QUALITY = RefineConfig.best()
+VARIANTS: dict[str, RefineConfig] = {
+    "raw": RefineConfig.off(),
+    "flip": dataclasses.replace(RefineConfig.off(), flip=True),
+    "zoom": dataclasses.replace(RefineConfig.off(), zoom=True),
+    "zoom+flip": dataclasses.replace(RefineConfig.off(), zoom=True, flip=True),
+    "edges": dataclasses.replace(RefineConfig.off(), edges=True),
+    "default": RefineConfig(),
+    "quality": QUALITY,
+}
+HAIR_VARIANTS = {
+    "raw": RefineConfig.off(),
+    "flip": dataclasses.replace(RefineConfig.off(), flip=True),
+    "head crop": dataclasses.replace(RefineConfig.off(), zoom=True),
+    "default": RefineConfig(),
+}
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    name: str
+    folder: str
+    masks: str
+    model: str
+    about: str
+
+
+SETS = {
+    "portrait": LabelledSet("portrait", "portrait_shen2016", "masks", "selfie", "close-up portraits"),
+    "web": LabelledSet("web", "person_seg_vikram", "masks", "selfie", "web photos"),
+    "fullbody": LabelledSet("fullbody", "fullbody_ccp", "masks_person", "selfie", "full body"),
+    "multiperson": LabelledSet("multiperson", "multiperson_cihp", "masks_person", "selfie", "2-8 people"),
+    "hair": LabelledSet("hair", "fullbody_ccp", "masks_hair", "hair", "hair on full-body photos"),
+}
+DAVIS_CLIP = "dance-twirl"
+ALL_SETS = (*SETS, "davis")
+
+
+# --- metrics ------------------------------------------------------------------------------------------
+
+def iou(predicted: np.ndarray, truth: np.ndarray) -> float:
+    union = np.logical_or(predicted, truth).sum()
+    return float(np.logical_and(predicted, truth).sum() / union) if union else 1.0
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """Pixels of ``mask`` with a neighbour outside it (the frame's border does not count as outside)."""
+    solid = mask.astype(np.uint8)
+    eroded = cv2.erode(solid, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    return (solid - eroded) > 0
+
+
+def boundary_f(predicted: np.ndarray, truth: np.ndarray, tolerance: float = TOLERANCE_PX) -> float:
+    """F-measure of outline pixels matched within ``tolerance`` pixels (1.0 when both are empty)."""
+    predicted_outline, truth_outline = outline(predicted), outline(truth)
+    if not predicted_outline.any() or not truth_outline.any():
+        return float(predicted_outline.any() == truth_outline.any())
+    to_truth = cv2.distanceTransform((~truth_outline).astype(np.uint8), cv2.DIST_L2, 5)
+    to_predicted = cv2.distanceTransform((~predicted_outline).astype(np.uint8), cv2.DIST_L2, 5)
+    precision = float((to_truth[predicted_outline] <= tolerance).mean())
+    recall = float((to_predicted[truth_outline] <= tolerance).mean())
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+@dataclass
+class Scores:
+    ious: list[float] = dataclasses.field(default_factory=list)
+    boundaries: list[float] = dataclasses.field(default_factory=list)
+    seconds: list[float] = dataclasses.field(default_factory=list)
+
+    def add(self, probability: np.ndarray, truth: np.ndarray, seconds: float) -> None:
+        predicted = probability >= 0.5
+        self.ious.append(iou(predicted, truth))
+        self.boundaries.append(boundary_f(predicted, truth))
+        self.seconds.append(seconds)
+
+    def row(self) -> list[str]:
+        return [
+            str(len(self.ious)),
+            f"{np.mean(self.ious):.3f}",
+            f"{np.percentile(self.ious, 10):.3f}",
+            f"{np.mean(self.boundaries):.3f}",
+            f"{1000 * np.mean(self.seconds):.0f}",
+        ]
+
+
+# --- data ---------------------------------------------------------------------------------------------
+
+def read_mask(path: Path, width: int, height: int) -> np.ndarray:
+    with Image.open(path) as image:
+        mask = np.asarray(image.convert("L")) > 127
+    if mask.shape != (height, width):  # a few published masks are a pixel off their photo
+        mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def labelled_pairs(labelled: LabelledSet, limit: int | None) -> list[tuple[str, Frame, np.ndarray]]:
+    folder = DATA_DIR / labelled.folder
+    if not folder.is_dir():
+        raise SystemExit(f"eval: {folder} is absent (set BGREMOVE_DATA_DIR to the shared data folder)")
+    pairs = []
+    for image_path in sorted((folder / "images").iterdir())[:limit]:
+        frame, _ = read_image(image_path)
+        truth = read_mask(folder / labelled.masks / f"{image_path.stem}.png", frame.width, frame.height)
+        pairs.append((image_path.stem, frame, truth))
+    return pairs
+
+
+def timed(pipeline: Pipeline, frame: Frame) -> tuple[np.ndarray, float]:
+    started = time.perf_counter()
+    probability = pipeline.probability(frame)
+    return probability, time.perf_counter() - started
+
+
+def open_pipeline(model: str, refine: RefineConfig, warm_up: Frame) -> Pipeline:
+    pipeline = Pipeline(SegmenterConfig(model), refine=refine).open()
+    pipeline.probability(warm_up)  # the first inference sets up the runtime: not part of the timing
+    return pipeline
+
+
+# --- evaluations --------------------------------------------------------------------------------------
+
+Row = list[str]
+HEADER = ["set", "model", "variant", "images", "mean IoU", "IoU p10", "boundary F", "ms/image"]
+
+
+def evaluate_set(labelled: LabelledSet, variants: dict[str, RefineConfig], limit: int | None) -> Iterator[Row]:
+    pairs = labelled_pairs(labelled, limit)
+    for variant, refine in variants.items():
+        scores = Scores()
+        with open_pipeline(labelled.model, refine, pairs[0][1]) as pipeline:
+            for _, frame, truth in pairs:
+                probability, seconds = timed(pipeline, frame)
+                scores.add(probability, truth, seconds)
+        yield [labelled.name, labelled.model, variant, *scores.row()]
+
+
+def evaluate_davis(variants: dict[str, RefineConfig], limit: int | None) -> Iterator[Row]:
+    folder = DATA_DIR / "video_davis2016" / DAVIS_CLIP
+    if not folder.is_dir():
+        raise SystemExit(f"eval: {folder} is absent (set BGREMOVE_DATA_DIR to the shared data folder)")
+    frame_paths = sorted((folder / "frames").glob("*.jpg"))[:limit]
+    frames = []
+    for index, path in enumerate(frame_paths):
+        frame, _ = read_image(path)
+        truth = read_mask(folder / "masks" / f"{path.stem}.png", frame.width, frame.height)
+        frames.append((Frame(frame.rgb, index=index, timestamp=index / 24), truth))
+    truths = [truth.astype(np.float32) for _, truth in frames]
+    truth_change = np.mean([np.abs(after - before).mean() for before, after in zip(truths, truths[1:], strict=False)])
+    for variant, refine in variants.items():
+        scores = Scores()
+        changes = []
+        previous = None
+        with open_pipeline("selfie", refine, frames[0][0]) as pipeline:
+            for frame, truth in frames:
+                probability, seconds = timed(pipeline, frame)
+                scores.add(probability, truth, seconds)
+                if previous is not None:
+                    changes.append(float(np.abs(probability - previous).mean()))
+                previous = probability
+        flicker = f"{np.mean(changes):.4f}"
+        yield [f"davis {DAVIS_CLIP}", "selfie", variant, *scores.row(), flicker, f"{truth_change:.4f}"]
+
+
+def table(header: list[str], rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", default=",".join(ALL_SETS), help=f"comma-separated: {', '.join(ALL_SETS)}")
+    parser.add_argument("--variants", default=None,
+                        help=f"comma-separated: {', '.join(VARIANTS)} (hair: {', '.join(HAIR_VARIANTS)})")
+    parser.add_argument("--models", default=None,
+                        help="evaluate the person sets with these models instead of selfie, e.g. selfie,deeplab")
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each set (N frames on DAVIS)")
+    arguments = parser.parse_args(argv)
+    wanted = [name.strip() for name in arguments.sets.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in ALL_SETS]
+    if unknown:
+        parser.error(f"unknown set {', '.join(unknown)}; known: {', '.join(ALL_SETS)}")
+
+    def pick(available: dict[str, RefineConfig]) -> dict[str, RefineConfig]:
+        if arguments.variants is None:
+            return available
+        names = [name.strip() for name in arguments.variants.split(",")]
+        return {name: available[name] for name in names if name in available}
+
+    rows: list[Row] = []
+    for name in wanted:
+        if name not in SETS:
+            continue
+        labelled = SETS[name]
+        models = [labelled.model]
+        if arguments.models and labelled.model == "selfie":
+            models = [model.strip() for model in arguments.models.split(",")]
+        for model in models:
+            variants = HAIR_VARIANTS if name == "hair" else VARIANTS
+            for row in evaluate_set(dataclasses.replace(labelled, model=model), pick(variants), arguments.limit):
+                rows.append(row)
+                print("  " + " | ".join(row), file=sys.stderr, flush=True)
+    if rows:
+        print(table(HEADER, rows) + "\n", flush=True)
+    if "davis" in wanted:
+        davis_rows = []
+        for row in evaluate_davis(pick(VARIANTS), arguments.limit):
+            davis_rows.append(row)
+            print("  " + " | ".join(row), file=sys.stderr, flush=True)
+        print(table([*HEADER, "flicker", "truth's change"], davis_rows) + "\n", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Foreground probability at frame size, made better than one pass of the model over the whole frame.
+
+The model sees any frame squeezed to its small input (256x256 for selfie), so a person who fills a
+tenth of a photo is a few dozen model pixels tall and every outline is as coarse as one model pixel.
+The steps here, each measured by ``bench/eval.py`` (numbers in docs/README-quality.md):
+
+- zoom: a second pass on a crop around what the first pass found, so the subject fills the input;
+- flip: every pass averaged with a pass on the mirrored picture (the model is not mirror-symmetric,
+  and its two answers err differently);
+- head crop: for a hair model, the crop is around the head of the person a person model finds;
+- edges: where one model pixel covers several photo pixels, the outline is moved onto the photo's own
+  colour edges (a local two-colour model fused with the model's probability).
+
+They work on any segmenter through a ``Probe`` (pixels in, probability at model resolution out), so
+they live here and not inside a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from .config import Focus, RefineConfig
+from .types import Alpha, RGBImage
+
+Probe = Callable[[RGBImage], Alpha]
+"""Runs a model on H x W x 3 uint8 pixels of any size and returns the foreground probability at the
+model's resolution (h x w float32 in [0, 1])."""
+
+
+class Box(NamedTuple):
+    """A rectangle of frame pixels: ``rgb[top:bottom, left:right]``."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
+
+def upsample(probability: Alpha, width: int, height: int) -> Alpha:
+    """Model-resolution probability to ``width`` x ``height`` (bilinear; area when shrinking)."""
+    if probability.shape == (height, width):
+        return probability
+    shrinking = width < probability.shape[1] and height < probability.shape[0]
+    resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return np.asarray(resized, dtype=np.float32).reshape(height, width)
+
+
+def model_pass(probe: Probe, rgb: RGBImage, *, flip: bool) -> tuple[Alpha, float]:
+    """The probability for ``rgb`` at its own size, and how many of its pixels one model pixel covers.
+
+    With ``flip`` it is the mean of the pass on ``rgb`` and the mirrored pass on the mirrored pixels.
+    """
+    height, width = rgb.shape[:2]
+    probability = probe(rgb)
+    scale = max(width / probability.shape[1], height / probability.shape[0])
+    if flip:
+        mirrored = probe(np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1]
+        if mirrored.shape == probability.shape:
+            probability = (probability + mirrored) * np.float32(0.5)
+        else:  # a model with a dynamic input size may read the mirror at another size
+            mirrored = upsample(np.ascontiguousarray(mirrored), width, height)
+            probability = (upsample(probability, width, height) + mirrored) * np.float32(0.5)
+    return upsample(np.ascontiguousarray(probability, dtype=np.float32), width, height), scale
+
+
+def _fit(start: float, end: float, limit: int) -> tuple[int, int]:
+    """Slide the span [start, end) inside [0, limit) keeping its length when it fits, and round it."""
+    if start < 0:
+        end, start = end - start, 0.0
+    if end > limit:
+        start, end = start - (end - limit), float(limit)
+    return max(0, int(np.floor(start))), min(limit, int(np.ceil(end)))
+
+
+def widen(box: Box, width: int, height: int, min_aspect: float) -> Box:
+    """Grow the short side of ``box`` until it is at least ``min_aspect`` times the long one, taking real
+    pixels around it (sliding inward at the frame's borders)."""
+    if min_aspect <= 0:
+        return box
+    left, top, right, bottom = map(float, box)
+    if box.width < box.height * min_aspect:
+        grow = (box.height * min_aspect - box.width) / 2
+        left, right = left - grow, right + grow
+    elif box.height < box.width * min_aspect:
+        grow = (box.width * min_aspect - box.height) / 2
+        top, bottom = top - grow, bottom + grow
+    (left_px, right_px), (top_px, bottom_px) = _fit(left, right, width), _fit(top, bottom, height)
+    return Box(left_px, top_px, right_px, bottom_px)
+
+
+def subject_box(probability: Alpha, margin: float, min_aspect: float = 0.0, threshold: float = 0.5) -> Box | None:
+    """The box around every pixel above ``threshold``, grown by ``margin`` of its size on each side and
+    widened to ``min_aspect``; None when nothing is found."""
+    rows = np.flatnonzero((probability > threshold).any(axis=1))
+    if rows.size == 0:
+        return None
+    columns = np.flatnonzero((probability[rows[0] : rows[-1] + 1] > threshold).any(axis=0))
+    height, width = probability.shape
+    top, bottom, left, right = rows[0], rows[-1] + 1, columns[0], columns[-1] + 1
+    grow_x, grow_y = (right - left) * margin, (bottom - top) * margin
+    box = Box(
+        max(0, int(np.floor(left - grow_x))),
+        max(0, int(np.floor(top - grow_y))),
+        min(width, int(np.ceil(right + grow_x))),
+        min(height, int(np.ceil(bottom + grow_y))),
+    )
+    return widen(box, width, height, min_aspect)
+
+
+def head_box(person: Alpha, *, size: float = 0.3, top_share: float = 0.12, above: float = 0.05) -> Box | None:
+    """A square around the head of the person in ``person`` (a frame-size probability), or None.
+
+    The head is taken to be at the top of the person: the square is centred on the person's pixels in
+    the top ``top_share`` of their height, ``size`` times that height wide (at least 1.5 times the width
+    of those pixels, so a close portrait's head is all in), starting ``above`` of its side over the top.
+    """
+    inside = person > 0.5
+    rows = np.flatnonzero(inside.any(axis=1))
+    if rows.size == 0:
+        return None
+    top, bottom = int(rows[0]), int(rows[-1]) + 1
+    crown = inside[top : top + max(1, round((bottom - top) * top_share))]
+    columns = np.flatnonzero(crown.any(axis=0))
+    centre = float(np.nonzero(crown)[1].mean())
+    side = max(size * (bottom - top), 1.5 * (columns[-1] - columns[0] + 1))
+    height, width = person.shape
+    start_y = top - above * side
+    left, right = _fit(centre - side / 2, centre + side / 2, width)
+    upper, lower = _fit(start_y, start_y + side, height)
+    return Box(left, upper, right, lower)
+
+
+def zoomed_probability(
+    rgb: RGBImage,
+    probe: Probe,
+    boxes: list[Box],
+    base: Alpha,
+    config: RefineConfig,
+    whole: tuple[Alpha, float] | None = None,
+) -> tuple[Alpha, float]:
+    """Average the crop passes over ``boxes`` and paste them into ``base``.
+
+    Inside the crops the zoomed passes replace ``base`` (they see the subject larger); outside it
+    stays. ``whole`` is an unflipped pass over the whole frame already made, reused when a box is the
+    whole frame. Returns the probability and the scale (photo pixels per model pixel) of the first
+    crop, which sets how far the edge step may move the outline.
+    """
+    height, width = rgb.shape[:2]
+    total = np.zeros((height, width), np.float32)
+    weight = np.zeros((height, width), np.float32)
+    scale = 1.0
+    for index, box in enumerate(boxes):
+        rows, columns = box.slices()
+        if whole is not None and box == Box(0, 0, width, height):  # the first pass already saw this
+            crop, crop_scale = whole
+            if config.flip:
+                mirrored, _ = model_pass(probe, np.ascontiguousarray(rgb[:, ::-1]), flip=False)
+                crop = (crop + mirrored[:, ::-1]) * np.float32(0.5)
+        else:
+            crop, crop_scale = model_pass(probe, np.ascontiguousarray(rgb[rows, columns]), flip=config.flip)
+        total[rows, columns] += crop
+        weight[rows, columns] += 1.0
+        if index == 0:
+            scale = crop_scale
+        if config.tiles and box.height > 1.6 * box.width:
+            cut = round(box.height * 0.6)
+            upper = Box(box.left, box.top, box.right, box.top + cut)
+            lower = Box(box.left, box.bottom - cut, box.right, box.bottom)
+            for tile in (upper, lower):
+                tile_rows, tile_columns = tile.slices()
+                part, _ = model_pass(probe, np.ascontiguousarray(rgb[tile_rows, tile_columns]), flip=config.flip)
+                total[tile_rows, tile_columns] += part
+                weight[tile_rows, tile_columns] += 1.0
+    covered = weight > 0
+    probability = base.copy()
+    probability[covered] = total[covered] / weight[covered]
+    return probability, scale
+
+
+def _logit(probability: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    clipped = np.clip(probability, 1e-4, 1 - 1e-4)
+    return np.log(clipped / (1 - clipped)).astype(np.float32)
+
+
+def _sigmoid(logit: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).astype(np.float32)
+
+
+def refine_edges(
+    rgb: RGBImage,
+    probability: Alpha,
+    scale: float,
+    *,
+    band_factor: float = 1.25,
+    strength: float = 0.4,
+    smoothing: int = 3,
+    matte_radius: int = 2,
+    matte_eps: float = 1e-4,
+) -> Alpha:
+    """Move the outline of ``probability`` onto the colour edges of ``rgb`` (both frame size).
+
+    Within ``band_factor * scale`` photo pixels of the outline (``scale`` = photo pixels per model
+    pixel: how far off the model's outline can be), every pixel is compared with the subject's and the
+    background's colours nearby (mean and spread of the sure pixels around it, four bands away at most).
+    That colour log-likelihood ratio, times ``strength``, is added to the model's own log-odds, and a
+    few rounds of neighbour smoothing (mean field) keep the result from speckling. Pixels farther from
+    the outline, and pixels without both kinds of sure neighbours, keep the model's probability.
+    """
+    band = max(2, round(band_factor * scale))
+    radius = 4 * band
+    height, width = probability.shape
+    inside = (probability >= 0.5).astype(np.uint8)
+    if not inside.any() or inside.all():
+        return probability
+    # only the band around the outline changes: work in its bounding box, padded by the colour radius
+    edge = cv2.morphologyEx(inside, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    rows, columns = np.flatnonzero(edge.any(axis=1)), np.flatnonzero(edge.any(axis=0))
+    pad = radius + band + 1
+    window = Box(
+        max(0, int(columns[0]) - pad), max(0, int(rows[0]) - pad),
+        min(width, int(columns[-1]) + 1 + pad), min(height, int(rows[-1]) + 1 + pad),
+    )
+    window_rows, window_columns = window.slices()
+    pixels = rgb[window_rows, window_columns].astype(np.float32)
+    local = probability[window_rows, window_columns]
+    hard = inside[window_rows, window_columns]
+    depth_in = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+    depth_out = cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3)
+    sure_fg = (depth_in > band).astype(np.float32)
+    sure_bg = (depth_out > band).astype(np.float32)
+    uncertain = (depth_in <= band) & (depth_out <= band)
+    kernel = (2 * radius + 1, 2 * radius + 1)
+    red, green, blue = cv2.split(pixels)
+    squares = red * red + green * green + blue * blue
+    # colour statistics come from box filters over the window; the likelihoods are needed only on
+    # the band's pixels, a tenth of the window or less
+    band_rows, band_columns = np.nonzero(uncertain)
+    at_band = pixels[band_rows, band_columns]
+
+    def colour_model(sure: npt.NDArray[np.float32]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Share of sure pixels around each band pixel, their mean colour and their variance."""
+        def box_sum(plane: np.ndarray) -> np.ndarray:
+            return cv2.boxFilter(plane, -1, kernel, borderType=cv2.BORDER_REFLECT)[band_rows, band_columns]
+
+        share, total, total_squares = box_sum(sure), box_sum(pixels * sure[..., None]), box_sum(squares * sure)
+        safe = np.maximum(share, 1e-6)
+        mean = total / safe[:, None]
+        spread = total_squares / safe - np.einsum("ij,ij->i", mean, mean)
+        return share, mean, np.maximum(spread / 3.0, 25.0)  # at least 5 levels per channel
+
+    fg_share, fg_mean, fg_variance = colour_model(sure_fg)
+    bg_share, bg_mean, bg_variance = colour_model(sure_bg)
+    fg_offset, bg_offset = at_band - fg_mean, at_band - bg_mean
+    fg_distance = np.einsum("ij,ij->i", fg_offset, fg_offset)
+    bg_distance = np.einsum("ij,ij->i", bg_offset, bg_offset)
+    log_ratio = (
+        bg_distance / (2 * bg_variance) - fg_distance / (2 * fg_variance) + 1.5 * np.log(bg_variance / fg_variance)
+    )
+    usable = (fg_share > 0.02) & (bg_share > 0.02)
+    unary = _logit(local)
+    unary[band_rows[usable], band_columns[usable]] += strength * np.clip(log_ratio[usable], -30, 30)
+    logit = unary
+    for _ in range(smoothing):
+        agreement = cv2.blur(2 * _sigmoid(logit) - 1, (3, 3), borderType=cv2.BORDER_REFLECT)
+        logit = unary + 0.5 * 4.5 * agreement  # 4.5 = half the 3x3 neighbours
+    decided = np.where(uncertain, _sigmoid(logit), local)
+    if matte_radius > 0:
+        # a guided filter makes alpha a local linear function of colour: pixels where hair or an
+        # edge mixes with the background get fractional alpha instead of a hard step
+        # (a gray guide: nearly the colour guide's composites, measured, at a quarter of the time)
+        guide = cv2.cvtColor(np.ascontiguousarray(rgb[window_rows, window_columns]), cv2.COLOR_RGB2GRAY)
+        matted = cv2.ximgproc.guidedFilter(guide, decided, matte_radius, matte_eps * 255.0**2)
+        decided = np.where(uncertain, np.clip(matted, 0.0, 1.0), decided)
+    refined = probability.copy()
+    refined[window_rows, window_columns] = decided
+    return refined
+
+
+class Refiner:
+    """Makes the frame-size foreground probability of one frame as ``RefineConfig`` says.
+
+    ``focus`` is where the zoomed pass looks; ``Focus.HEAD`` needs ``locate``, a probe of a person
+    model, when the refiner is called.
+    """
+
+    def __init__(self, config: RefineConfig, focus: Focus = Focus.SUBJECT) -> None:
+        if not 0 <= config.margin <= 2:
+            raise ValueError(f"margin must be in [0, 2], got {config.margin}")
+        self.config = config
+        self.focus = focus
+
+    def probability(self, rgb: RGBImage, probe: Probe, locate: Probe | None = None) -> Alpha:
+        """The H x W float32 foreground probability in [0, 1] of ``rgb`` (H x W x 3 uint8)."""
+        config = self.config
+        height, width = rgb.shape[:2]
+        estimate: tuple[Alpha, float] | None = None
+        if config.zoom and self.focus is Focus.HEAD and locate is not None:
+            person, _ = model_pass(locate, rgb, flip=False)
+            head = head_box(person)
+            if head is not None:  # hair far from the head is a mistake: nothing outside the crop
+                estimate = zoomed_probability(rgb, probe, [head], np.zeros((height, width), np.float32), config)
+        if estimate is None:
+            # with a zoom the crops are flipped; the first pass only has to find the subject
+            estimate = model_pass(probe, rgb, flip=config.flip and not config.zoom)
+            if config.zoom and self.focus is Focus.SUBJECT:
+                boxes: list[Box] = []
+                for aspect in config.crop_aspects:
+                    box = subject_box(estimate[0], config.margin, aspect)
+                    if box is not None and box not in boxes:
+                        boxes.append(box)
+                if boxes:
+                    estimate = zoomed_probability(rgb, probe, boxes, estimate[0], config, whole=estimate)
+        probability, scale = estimate
+        if config.edges and scale >= config.edges_min_scale:
+            probability = refine_edges(rgb, probability, scale)
+        return probability

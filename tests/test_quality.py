@@ -1,0 +1,244 @@
+"""Quality steps: zoom and flip passes, head crop, edge refinement.
+
+Unit tests on small synthetic arrays (a fake probe stands in for the model), then a few checks on real
+labelled photos that fail if a step stops paying for itself (bench/eval.py has the full numbers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from data_paths import data_folder, model_file
+from helpers import iou, load
+
+from bgremove.config import Focus, RefineConfig, SegmenterConfig
+from bgremove.refine import Box, Refiner, head_box, model_pass, refine_edges, subject_box, widen
+from bgremove.types import Frame
+
+# --- a fake model ---------------------------------------------------------------------------------------
+
+
+class BrightProbe:
+    """A 'model' with a 16x16 input that calls bright pixels foreground; records what it was shown."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.shapes: list[tuple[int, ...]] = []
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
+        self.shapes.append(rgb.shape)
+        small = cv2.resize(rgb, (self.size, self.size), interpolation=cv2.INTER_AREA).astype(np.float32)
+        return np.clip(small.mean(axis=2) / 255.0, 0.0, 1.0)
+
+
+def _square_scene(size: int = 200, left: int = 120, top: int = 40, side: int = 30) -> np.ndarray:
+    rgb = np.zeros((size, size, 3), np.uint8)
+    rgb[top : top + side, left : left + side] = 255
+    return rgb
+
+
+# --- boxes ----------------------------------------------------------------------------------------------
+
+
+def test_subject_box_grows_by_the_margin_and_is_none_when_nothing_is_found() -> None:
+    probability = np.zeros((100, 200), np.float32)
+    probability[20:40, 50:70] = 0.9
+    assert subject_box(probability, margin=0.0) == Box(50, 20, 70, 40)
+    assert subject_box(probability, margin=0.5) == Box(40, 10, 80, 50)
+    assert subject_box(np.zeros((10, 10), np.float32), margin=0.1) is None
+
+
+@pytest.mark.parametrize(
+    ("box", "aspect", "expected"),
+    [
+        (Box(90, 0, 110, 100), 0.5, Box(75, 0, 125, 100)),  # a tall box widened around its centre
+        (Box(0, 0, 20, 100), 0.5, Box(0, 0, 50, 100)),  # at the left border it slides inward
+        (Box(185, 0, 200, 100), 0.75, Box(125, 0, 200, 100)),  # at the right border too
+        (Box(0, 40, 200, 60), 0.5, Box(0, 0, 200, 100)),  # a wide box grows as tall as the frame allows
+        (Box(10, 10, 60, 60), 0.75, Box(10, 10, 60, 60)),  # square enough already
+    ],
+)
+def test_widen_takes_real_pixels_around_the_box(box: Box, aspect: float, expected: Box) -> None:
+    assert widen(box, 200, 100, aspect) == expected
+
+
+def test_head_box_is_a_square_at_the_top_of_a_standing_person() -> None:
+    person = np.zeros((400, 200), np.float32)
+    person[40:80, 90:120] = 1.0  # head
+    person[80:380, 70:140] = 1.0  # body
+    box = head_box(person)
+    assert box is not None
+    assert box.top <= 40 and box.bottom >= 80 and box.left <= 90 and box.right >= 120
+    assert abs(box.width - box.height) <= 1 and box.height < 200  # a square, not the whole person
+    assert head_box(np.zeros((50, 50), np.float32)) is None
+
+
+def test_head_box_of_a_close_portrait_covers_the_head() -> None:
+    person = np.zeros((100, 100), np.float32)
+    person[10:, 20:80] = 1.0
+    box = head_box(person)
+    assert box is not None and box.left <= 20 and box.right >= 80 and box.top <= 10
+
+
+# --- passes ---------------------------------------------------------------------------------------------
+
+
+def test_model_pass_is_frame_sized_and_says_its_scale() -> None:
+    probe = BrightProbe()
+    probability, scale = model_pass(probe, _square_scene(), flip=False)
+    assert probability.shape == (200, 200) and probability.dtype == np.float32
+    assert scale == pytest.approx(200 / 16)
+    assert probability.min() >= 0.0 and probability.max() <= 1.0
+
+
+def test_flip_averages_with_the_mirrored_pass() -> None:
+    def lopsided(rgb: np.ndarray) -> np.ndarray:  # a model that always sees a bit more on the left
+        probability = np.zeros((8, 8), np.float32)
+        probability[:, :3] = 1.0
+        return probability
+
+    probability, _ = model_pass(lopsided, np.zeros((8, 8, 3), np.uint8), flip=True)
+    assert np.allclose(probability[:, :3], 0.5) and np.allclose(probability[:, -3:], 0.5)
+    assert np.allclose(probability[:, 3:5], 0.0)
+
+
+def test_zoom_runs_the_model_on_a_crop_around_the_subject() -> None:
+    probe = BrightProbe()
+    scene = _square_scene()
+    config = dataclasses.replace(RefineConfig.off(), zoom=True, crop_aspects=(0.0,))
+    probability = Refiner(config).probability(scene, probe)
+    assert probe.shapes[0] == (200, 200, 3) and len(probe.shapes) == 2
+    crop_height, crop_width = probe.shapes[1][:2]
+    assert crop_height < 60 and crop_width < 60  # the square and its margin, not the frame
+    truth = scene[..., 0] > 0
+    one_pass = Refiner(RefineConfig.off()).probability(scene, probe)
+    assert iou(probability >= 0.5, truth) > iou(one_pass >= 0.5, truth)
+    assert iou(probability >= 0.5, truth) > 0.9
+
+
+def test_zoom_with_nothing_found_keeps_the_first_pass() -> None:
+    probe = BrightProbe()
+    probability = Refiner(RefineConfig()).probability(np.zeros((50, 60, 3), np.uint8), probe)
+    assert probability.shape == (50, 60) and probability.max() == 0.0
+    assert len(probe.shapes) == 1
+
+
+def test_a_subject_that_fills_the_frame_reuses_the_first_pass() -> None:
+    probe = BrightProbe()
+    scene = np.full((64, 64, 3), 255, np.uint8)
+    Refiner(dataclasses.replace(RefineConfig(), edges=False)).probability(scene, probe)
+    assert len(probe.shapes) == 2  # the first pass and its mirror, no crop pass of the same pixels
+
+
+def test_head_focus_runs_the_model_on_the_head_of_the_located_person() -> None:
+    scene = np.zeros((400, 200, 3), np.uint8)
+    scene[40:80, 90:120] = 255
+    scene[80:380, 70:140] = 255
+    hair = BrightProbe()
+    config = dataclasses.replace(RefineConfig.off(), zoom=True)
+    probability = Refiner(config, Focus.HEAD).probability(scene, hair, locate=BrightProbe())
+    crop_height, crop_width = hair.shapes[0][:2]
+    assert crop_height == crop_width and crop_height < 200  # a square around the head only
+    assert probability[300:].max() == 0.0  # nothing far from the head
+
+
+def test_refiner_rejects_a_silly_margin() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        Refiner(dataclasses.replace(RefineConfig(), margin=5.0))
+
+
+# --- edges ----------------------------------------------------------------------------------------------
+
+
+def _coarse_edge_case() -> tuple[np.ndarray, np.ndarray]:
+    """A photo whose subject ends at column 60, and a coarse model's probability that ends at 67."""
+    rng = np.random.default_rng(1)
+    rgb = np.empty((80, 120, 3), np.uint8)
+    rgb[:, :60] = (200, 60, 50)
+    rgb[:, 60:] = (40, 90, 200)
+    rgb = np.clip(rgb + rng.normal(0, 6, rgb.shape), 0, 255).astype(np.uint8)
+    columns = np.arange(120, dtype=np.float32)
+    probability = np.tile(1.0 / (1.0 + np.exp((columns - 67.0) / 2.5)), (80, 1)).astype(np.float32)
+    return rgb, probability
+
+
+def test_refine_edges_moves_the_outline_onto_the_colour_edge() -> None:
+    rgb, probability = _coarse_edge_case()
+    refined = refine_edges(rgb, probability, scale=6.0)
+    assert refined.shape == probability.shape and refined.dtype == np.float32
+    assert refined.min() >= 0.0 and refined.max() <= 1.0
+    crossing = (refined >= 0.5).sum(axis=1)  # columns kept per row
+    assert np.all(np.abs(crossing - 60) <= 1), crossing
+    assert ((probability >= 0.5).sum(axis=1) == 68).all()  # the model alone was 8 columns off
+
+
+def test_refine_edges_leaves_pixels_far_from_the_outline_alone() -> None:
+    rgb, probability = _coarse_edge_case()
+    refined = refine_edges(rgb, probability, scale=3.0)
+    assert np.array_equal(refined[:, :55], probability[:, :55])
+    assert np.array_equal(refined[:, 80:], probability[:, 80:])
+
+
+@pytest.mark.parametrize("value", [0.0, 1.0])
+def test_refine_edges_without_an_outline_changes_nothing(value: float) -> None:
+    probability = np.full((20, 30), value, np.float32)
+    assert refine_edges(np.zeros((20, 30, 3), np.uint8), probability, 4.0) is probability
+
+
+# --- real photos ----------------------------------------------------------------------------------------
+
+
+def _labelled(folder_name: str, masks: str, count: int) -> list[tuple[Frame, np.ndarray]]:
+    from bgremove.media import read_image
+
+    folder = data_folder(folder_name)
+    images = sorted((folder / "images").iterdir())
+    step = max(1, len(images) // count)  # spread over the set, not its first files
+    pairs = []
+    for image_path in images[::step][:count]:
+        frame, _ = read_image(image_path)
+        truth = load(folder / masks / f"{image_path.stem}.png") > 127
+        if truth.shape != (frame.height, frame.width):
+            import cv2
+
+            truth = cv2.resize(truth.astype(np.uint8), (frame.width, frame.height), interpolation=cv2.INTER_NEAREST) > 0
+        pairs.append((frame, truth))
+    return pairs
+
+
+def _mean_iou(model: str, refine: RefineConfig, pairs: list[tuple[Frame, np.ndarray]]) -> float:
+    from bgremove.pipeline import Pipeline
+
+    with Pipeline(SegmenterConfig(model), refine=refine) as pipeline:
+        return float(np.mean([iou(pipeline.probability(frame) >= 0.5, truth) for frame, truth in pairs]))
+
+
+@pytest.mark.parametrize(
+    ("folder", "masks", "gain"),
+    [
+        ("person_seg_vikram", "masks", 0.01),
+        ("fullbody_ccp", "masks_person", 0.005),
+        ("portrait_shen2016", "masks", -0.002),  # no loss on portraits
+    ],
+)
+def test_default_refinement_beats_the_raw_model(folder: str, masks: str, gain: float) -> None:
+    model_file("selfie_segmenter.tflite")
+    pairs = _labelled(folder, masks, 12)
+    raw = _mean_iou("selfie", RefineConfig.off(), pairs)
+    default = _mean_iou("selfie", RefineConfig(), pairs)
+    print(f"{folder}: raw {raw:.3f}, default {default:.3f}")
+    assert default >= raw + gain
+
+
+def test_head_crop_more_than_doubles_hair_iou_on_full_body_photos() -> None:
+    model_file("hair_segmenter.tflite")
+    model_file("selfie_segmenter.tflite")
+    pairs = _labelled("fullbody_ccp", "masks_hair", 10)
+    raw = _mean_iou("hair", RefineConfig.off(), pairs)
+    cropped = _mean_iou("hair", RefineConfig(), pairs)
+    print(f"hair: raw {raw:.3f}, head crop {cropped:.3f}")
+    assert cropped > max(0.5, 2 * raw)
