@@ -105,6 +105,7 @@ class CompositeConfig:
     fit: BgFit = BgFit.COVER
     color: tuple[int, int, int] = (0, 0, 0)
     blur: int = 45
+    decontaminate: bool = True  # estimate the subject's own colours at its edges (no halo of the old background)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Quality steps: zoom and flip passes, head crop, edge refinement.
+"""Quality steps: zoom and flip passes, head crop, edge refinement, colour decontamination.
 
 Unit tests on small synthetic arrays (a fake probe stands in for the model), then a few checks on real
 labelled photos that fail if a step stops paying for itself (bench/eval.py has the full numbers).
@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 from data_paths import data_folder, model_file
 from helpers import iou, load
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from bgremove.config import Focus, RefineConfig, SegmenterConfig
+from bgremove.compose import estimate_colours, make_compositor
+from bgremove.config import CompositeConfig, CompositeMode, Focus, RefineConfig, SegmenterConfig
 from bgremove.refine import Box, Refiner, head_box, model_pass, refine_edges, subject_box, widen
 from bgremove.types import Frame
 
@@ -187,6 +191,84 @@ def test_refine_edges_leaves_pixels_far_from_the_outline_alone() -> None:
 def test_refine_edges_without_an_outline_changes_nothing(value: float) -> None:
     probability = np.full((20, 30), value, np.float32)
     assert refine_edges(np.zeros((20, 30, 3), np.uint8), probability, 4.0) is probability
+
+
+# --- colours --------------------------------------------------------------------------------------------
+
+RED, GREEN, BLUE = (220, 40, 30), (40, 200, 60), (30, 40, 220)
+
+
+def _fringe_scene() -> tuple[Frame, np.ndarray]:
+    """A red subject on a green background with a soft 8-pixel edge: the edge pixels are red and green."""
+    alpha = np.tile(np.clip((70.0 - np.arange(120)) / 8.0, 0.0, 1.0), (60, 1)).astype(np.float32)
+    rgb = alpha[..., None] * np.array(RED, np.float32) + (1 - alpha[..., None]) * np.array(GREEN, np.float32)
+    return Frame(np.clip(rgb + 0.5, 0, 255).astype(np.uint8)), alpha
+
+
+def test_estimate_colours_recovers_the_subject_and_background_colours_at_the_edge() -> None:
+    frame, alpha = _fringe_scene()
+    foreground, background = estimate_colours(frame.rgb, alpha)
+    mixed = (alpha > 0.1) & (alpha < 0.9)
+    assert np.abs(foreground[mixed].astype(int) - RED).max() <= 12
+    assert np.abs(background[mixed].astype(int) - GREEN).max() <= 12
+    assert np.array_equal(foreground[alpha >= 1], frame.rgb[alpha >= 1])
+    assert np.array_equal(background[alpha <= 0], frame.rgb[alpha <= 0])
+
+
+@pytest.mark.parametrize("mode", [CompositeMode.COLOR, CompositeMode.TRANSPARENT])
+def test_decontamination_removes_the_old_backgrounds_fringe(mode: CompositeMode) -> None:
+    frame, alpha = _fringe_scene()
+
+    def green_fringe(decontaminate: bool) -> float:
+        config = CompositeConfig(mode, color=BLUE, decontaminate=decontaminate)
+        out = make_compositor(config)(frame, alpha)
+        edge = (alpha > 0.1) & (alpha < 0.9)
+        return float(out[..., 1][edge].astype(float).mean())  # green level where the fringe was
+
+    assert green_fringe(False) > 60
+    assert green_fringe(True) < 45  # the subject's own green (40), no more
+
+
+def test_blur_does_not_bleed_the_subjects_colour_into_the_background() -> None:
+    frame, alpha = _fringe_scene()
+    gray = np.full_like(frame.rgb, 128)
+    rgb = (alpha[..., None] * np.array(RED, np.float32) + (1 - alpha[..., None]) * gray).astype(np.uint8)
+
+    def redness(decontaminate: bool) -> float:
+        config = CompositeConfig(CompositeMode.BLUR, blur=61, decontaminate=decontaminate)
+        out = make_compositor(config)(Frame(rgb), alpha)
+        near = out[:, 72:84].astype(float)  # pure background just outside the edge
+        return float((near[..., 0] - near[..., 1]).mean())
+
+    assert redness(False) > 4
+    assert redness(True) < 1
+
+
+def test_desaturated_background_is_gray_up_to_the_subject() -> None:
+    frame, alpha = _fringe_scene()
+
+    def colour_behind(decontaminate: bool) -> np.ndarray:
+        """R - G of what the output shows behind the subject at the edge (0 for a gray background)."""
+        out = make_compositor(CompositeConfig(CompositeMode.DESATURATE, decontaminate=decontaminate))(frame, alpha)
+        edge = slice(63, 70)
+        behind = (out[:, edge].astype(float) - alpha[:, edge, None] * np.array(RED, float)) / (1 - alpha[:, edge, None])
+        return np.abs(behind[..., 0] - behind[..., 1])
+
+    assert colour_behind(False).max() > 100  # the subject's red and the old green in the gray
+    assert colour_behind(True).max() < 15
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    rgb=hnp.arrays(np.uint8, st.tuples(st.integers(1, 40), st.integers(1, 40), st.just(3))),
+    data=st.data(),
+)
+def test_estimated_colours_are_frame_sized_and_the_photo_where_alpha_is_0_or_1(rgb, data) -> None:
+    alpha = data.draw(hnp.arrays(np.float32, rgb.shape[:2], elements=st.sampled_from([0.0, 0.25, 0.5, 0.999, 1.0])))
+    foreground, background = estimate_colours(rgb, alpha)
+    assert foreground.shape == rgb.shape and foreground.dtype == np.uint8 and background.dtype == np.uint8
+    assert np.array_equal(foreground[alpha >= 254.5 / 255], rgb[alpha >= 254.5 / 255])
+    assert np.array_equal(background[alpha < 0.5 / 255], rgb[alpha < 0.5 / 255])
 
 
 # --- real photos ----------------------------------------------------------------------------------------
