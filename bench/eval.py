@@ -64,7 +64,7 @@ DATA_DIR = Path(os.environ.get("BGREMOVE_DATA_DIR") or Path(__file__).resolve().
 TOLERANCE_PX = 3
 BAND_PX = 8
 
-QUALITY = dataclasses.replace(RefineConfig(), tiles=True)
+QUALITY = RefineConfig.best()
 VARIANTS: dict[str, RefineConfig] = {
     "raw": RefineConfig.off(),
     "flip": dataclasses.replace(RefineConfig.off(), flip=True),

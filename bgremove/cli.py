@@ -6,6 +6,7 @@ Nothing heavy is imported at module level: ``bgremove --help`` must stay fast.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import sys
@@ -17,7 +18,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import BgFit, CompositeConfig, CompositeMode, MaskConfig, OutputConfig, SegmenterConfig
+from .config import BgFit, CompositeConfig, CompositeMode, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -90,6 +91,7 @@ Examples:
   bgremove photo.jpg --bg-color white      # white background
   bgremove photo.jpg --blur 45             # blurred background
   bgremove shots/ -r --mask-only -o masks/ # mattes for a whole tree
+  bgremove shots/ --fast                   # about 5x quicker, coarser edges
   bgremove dog.jpg -m deeplab --keep dog   # keep the dog, not the person
   bgremove dog.jpg -m deeplab-onnx --keep dog --device auto   # same on ONNX Runtime
   bgremove --list-models                   # models and where their files are
@@ -124,6 +126,12 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "Example: --threshold 0.5")
 @click.option("--feather", type=click.FloatRange(0.0, 500.0), default=0.0, metavar="PX",
               help="Soften the mask edge over PX pixels. Example: --feather 3")
+@click.option("--fast", is_flag=True, help="One pass of the model over the whole photo, no zoomed or mirrored "
+              "passes, no edge or colour work: runs 1.5-3x quicker, with coarser outlines and a rim of the old "
+              "background. Example: --fast")
+@click.option("--quality", is_flag=True, help="Also run the model on the upper and lower part of a tall subject "
+              "(standing people): slightly sharper full-body outlines for about 1.5x the default's model "
+              "time. Example: --quality")
 @click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default). "
               "Example: --transparent")
 @click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE",
@@ -182,11 +190,16 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
     _check_output_format(composite.mode, output.format)
     if not output.suffix and output.output_dir is None:
         raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
+    if options["fast"] and options["quality"]:
+        raise click.UsageError("choose --fast or --quality, not both")
+    if options["fast"]:
+        composite = dataclasses.replace(composite, decontaminate=False)
     pipeline_options = dict(
         segmenter=SegmenterConfig(model=options["model"], device=options["device"],
                                   labels_file=options["labels_file"]),
         mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"]),
         composite=composite,
+        refine=_refine_config(options),
     )
     code = _run(list(files), pipeline_options, output, recursive=options["recursive"],
                 quiet=options["quiet"], verbose=options["verbose"], show_progress=show_progress)
@@ -212,6 +225,14 @@ def _setup_logging(verbose: bool) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("bgremove: %(levelname)s: %(message)s"))
         logger.addHandler(handler)
+
+
+def _refine_config(options: dict[str, Any]) -> RefineConfig:
+    if options["fast"]:
+        return RefineConfig.off()
+    if options["quality"]:
+        return RefineConfig.best()
+    return RefineConfig()
 
 
 def _composite_config(options: dict[str, Any]) -> CompositeConfig:

@@ -7,6 +7,7 @@ labelled photos that fail if a step stops paying for itself (bench/eval.py has t
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -324,3 +325,15 @@ def test_head_crop_more_than_doubles_hair_iou_on_full_body_photos() -> None:
     cropped = _mean_iou("hair", RefineConfig(), pairs)
     print(f"hair: raw {raw:.3f}, head crop {cropped:.3f}")
     assert cropped > max(0.5, 2 * raw)
+
+
+def test_fast_and_quality_switches(tmp_path: Path, astronaut_jpg: Path, run) -> None:
+    model_file("selfie_segmenter.tflite")
+    for switch in ("--fast", "--quality"):
+        result = run(astronaut_jpg, switch, "--mask-only", "--suffix", switch.strip("-"), "-q")
+        assert result.exit_code == 0, result.stderr
+    fast = load(astronaut_jpg.with_name("astronautfast.png")) > 127
+    best = load(astronaut_jpg.with_name("astronautquality.png")) > 127
+    assert iou(fast, best) > 0.9
+    result = run(astronaut_jpg, "--fast", "--quality")
+    assert result.exit_code == 2 and "--fast" in result.stderr and "--quality" in result.stderr
