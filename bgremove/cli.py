@@ -168,7 +168,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         _list_models()
         return
     if options["fetch_models"]:
-        _fetch_models([str(name) for name in files], progress=not options["quiet"])
+        _fetch_models([str(name) for name in files], progress=show_progress)
         return
     if not files:
         raise click.UsageError("give at least one image or folder")
@@ -266,7 +266,7 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with Pipeline(**pipeline_options, progress=not quiet) as pipeline:
+        with Pipeline(**pipeline_options, progress=show_progress) as pipeline:
             pipeline.open()
             jobs = plan_jobs(inputs, pipeline.composite_config.mode, output)
             with tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
