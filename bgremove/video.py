@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from .config import CompositeMode, VideoConfig
 from .errors import OutputError, UnsupportedMedia
-from .media import VIDEO_EXTENSIONS, atomic_output
+from .media import atomic_output
 from .types import Frame, RGBImage
 
 logger = logging.getLogger(__name__)
@@ -244,14 +244,11 @@ def probe_video(path: Path) -> VideoInfo:
         codec = stream.codec_context.name if stream.codec_context is not None else "unknown"
         first = None
         try:
+            # demux ends with an empty packet per stream, whose decode() flushes frames a decoder held back
             for packet in container.demux(stream):
-                for first in packet.decode():
-                    break
-                if first is not None:
-                    break
-            if first is None:
-                # Flush: a decoder with delay may hold the only frame of a tiny file.
-                for first in stream.codec_context.decode(None):
+                decoded = packet.decode()
+                if decoded:
+                    first = decoded[0]
                     break
         except av.error.FFmpegError as error:
             raise UnsupportedMedia(f"{path}: corrupt or truncated video ({_reason(error)})") from None
@@ -366,8 +363,11 @@ class VideoReader:
         frame_interval = float(1 / self.info.fps) if self.info.fps else 1 / 30
         epsilon = 1e-6
         clock = _BestEffortClock(prefer_dts="avi" in self.info.container.split(","))
+        reached_end = False
         try:
             for packet in self._container.demux(stream):
+                if reached_end:
+                    break
                 for decoded in packet.decode():
                     stamp = clock.timestamp(decoded.pts, decoded.dts)
                     if stamp is not None:
@@ -380,19 +380,23 @@ class VideoReader:
                     if timestamp < start - epsilon:
                         continue
                     if end is not None and timestamp >= end - epsilon:
-                        return
+                        reached_end = True
+                        break
                     duration = float(decoded.duration * time_base) if decoded.duration else frame_interval
                     last_end = timestamp + duration
                     yield self._to_frame(decoded, timestamp, duration)
         except av.error.FFmpegError as error:
             at = f" at {last_time:.2f} s" if last_time is not None else ""
             raise UnsupportedMedia(f"{self.path}: corrupt or truncated video{at} ({_reason(error)})") from None
-        self._check_complete(start, end, last_end, frame_interval)
+        self._check_complete(start, end, last_end, frame_interval, reached_end)
 
-    def _check_complete(self, start: float, end: float | None, last_end: float, frame_interval: float) -> None:
+    def _check_complete(self, start: float, end: float | None, last_end: float, frame_interval: float,
+                        reached_end: bool) -> None:
         if self.frames_read == 0:
-            what = f" after --start {start:g} s" if start > 0 else ""
-            raise UnsupportedMedia(f"{self.path}: no video frames{what} (video is {self.info.duration:.2f} s)")
+            span = f"from {start:g} s" + (f" to {end:g} s" if end is not None else "")
+            raise UnsupportedMedia(f"{self.path}: no video frames {span} (video is {self.info.duration:.2f} s)")
+        if reached_end:
+            return
         expected = self.info.duration
         if end is not None:
             expected = min(expected, end)
@@ -444,7 +448,7 @@ class LoopingVideo:
         self._loop_start = 0.0  # caller time at which the current pass began
         self._current: Frame | None = None
         self._next: Frame | None = None
-        self._length = 0.0
+        self._still = False
 
     def _restart(self, at: float) -> None:
         if self._reader is not None:
@@ -454,11 +458,16 @@ class LoopingVideo:
         self._loop_start = at
         self._current = next(self._frames)
         self._next = next(self._frames, None)
+        if self._next is None:  # a one-frame video is a still: never reopen it
+            self._reader.close()
+            self._still = True
 
     def frame_at(self, time: float) -> RGBImage:
         if self._reader is None:
             self._restart(time)
         assert self._current is not None
+        if self._still:
+            return self._current.rgb
         while True:
             local = time - self._loop_start
             if self._next is None:
@@ -599,7 +608,10 @@ class _AudioPassage:
             self._pending = None
             if packet.size == 0 or packet.stream.index not in self._routes:
                 continue
-            if time is not None and (time < self._start - 1e-6 or (self._end is not None and time >= self._end)):
+            # Without --start, packets before zero stay: they are the encoder's priming (AAC starts at -1024
+            # samples, hidden by an edit list) and the first real samples need them.
+            before = self._start > 0 and time < self._start - 1e-6 if time is not None else False
+            if before or (time is not None and self._end is not None and time >= self._end):
                 continue
             self._write(packet, time, output)
 

@@ -16,7 +16,7 @@ def _run(smoother: TemporalSmoother[int], probabilities: list[np.ndarray], pictu
     pictures = pictures or [_gray(100)] * len(probabilities)
     out: list[tuple[int, np.ndarray]] = []
     held = []
-    for index, (probability, rgb) in enumerate(zip(probabilities, pictures)):
+    for index, (probability, rgb) in enumerate(zip(probabilities, pictures, strict=True)):
         out += smoother.push(index, probability, rgb)
         held.append(smoother.held)
     out += smoother.flush()
@@ -40,7 +40,7 @@ def test_output_waits_radius_frames_for_the_future() -> None:
 def test_radius_zero_is_the_identity() -> None:
     probabilities = [np.random.default_rng(index).random((5, 5)).astype(np.float32) for index in range(6)]
     out, _ = _run(TemporalSmoother(0), probabilities)
-    assert all(np.array_equal(a, b) for (_, a), b in zip(out, probabilities))
+    assert all(np.array_equal(a, b) for (_, a), b in zip(out, probabilities, strict=True))
 
 
 def test_steady_matte_is_unchanged_and_values_stay_in_0_1() -> None:
@@ -65,7 +65,7 @@ def test_flicker_goes_down() -> None:
     probabilities = [np.clip(base + rng.normal(0, 0.2, base.shape), 0, 1).astype(np.float32) for _ in range(40)]
 
     def flicker(mattes: list[np.ndarray]) -> float:
-        return float(np.mean([np.abs(a - b).mean() for a, b in zip(mattes, mattes[1:])]))
+        return float(np.mean([np.abs(a - b).mean() for a, b in zip(mattes, mattes[1:], strict=False)]))
 
     out, _ = _run(TemporalSmoother(2), probabilities)
     assert flicker([matte for _, matte in out]) < 0.6 * flicker(probabilities)
