@@ -284,6 +284,9 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
             for job in bar:
                 result = _process_one(pipeline, job, output, verbose, _frame_bars if show_progress else None)
                 results.append(result)
+                if result.status == "done" and "fps" in result.extra and not quiet:
+                    tqdm.write(f"bgremove: {result.input} -> {result.output}: {result.frames} frames in "
+                               f"{result.seconds:.1f} s ({result.extra['fps']:.1f} frames/s)", file=sys.stderr)
                 if result.status == "failed":
                     tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
                 elif result.status == "skipped" and not quiet:

@@ -29,6 +29,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -144,10 +145,9 @@ class VideoInfo:
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    # PyAV's messages end with the FFmpeg call that failed or the file name: users need neither.
-    for marker in (": 'avcodec_", ": 'av_", ": '/"):
-        if marker in text:
-            text = text[: text.index(marker)]
+    # PyAV's messages end with the FFmpeg call that failed or the file name (": 'avcodec_open2()'",
+    # ": 'clip.mp4'"): the message already names the file, and users need no function names.
+    text = re.sub(r"(: '[^']*')+$", "", text)
     if text.startswith("[Errno"):
         text = text.split("] ", 1)[-1]
     return text or type(error).__name__
