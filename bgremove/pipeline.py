@@ -280,6 +280,10 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
     return jobs
 
 
+# Picture formats Pillow may lack a plugin for, which FFmpeg would open as a one-frame "video".
+_STILL_ONLY = frozenset({".heic", ".heif", ".avif", ".jxl", ".svg", ".ico", ".psd", ".dng", ".cr2", ".nef"})
+
+
 def probe_media(path: Path) -> ImageInfo | VideoInfo:
     """What a file is, by its content: an image Pillow reads, else a video FFmpeg reads.
 
@@ -288,7 +292,8 @@ def probe_media(path: Path) -> ImageInfo | VideoInfo:
     try:
         return probe_image(path)
     except UnsupportedMedia:
-        if path.suffix.lower() in IMAGE_EXTENSIONS or not path.is_file() or path.stat().st_size == 0:
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_EXTENSIONS or suffix in _STILL_ONLY or not path.is_file() or path.stat().st_size == 0:
             raise
     from .video import probe_video
 

@@ -541,9 +541,13 @@ class _AudioPassage:
         self._origin = info.start_time
         self._routes: dict[int, tuple[Any, Any, Any]] = {}  # input index -> (out stream, decoder?, resampler?)
         self._next_pts: dict[int, int | None] = {}
-        inputs = list(self._container.streams.audio)
-        for stream in inputs:
-            codec = stream.codec_context.name if stream.codec_context is not None else ""
+        inputs = []
+        for stream in self._container.streams.audio:
+            if stream.codec_context is None:  # a codec this FFmpeg does not know: neither copied nor decoded
+                logger.warning("%s: audio stream %d has an unknown codec and is left out", path, stream.index)
+                continue
+            inputs.append(stream)
+            codec = stream.codec_context.name
             if codec in fmt.audio_copy:
                 out_stream = output.add_stream_from_template(stream)
                 self._routes[stream.index] = (out_stream, None, None)
@@ -563,6 +567,9 @@ class _AudioPassage:
             with contextlib.suppress(Exception):
                 if stream.language:
                     out_stream.metadata["language"] = stream.language
+        if inputs and start > 0:  # skip to shortly before --start instead of reading every packet up to it
+            with contextlib.suppress(av.error.FFmpegError):
+                self._container.seek(max(0, int((start + self._origin) * 1_000_000)), backward=True)
         self._packets = self._container.demux(*inputs) if inputs else iter(())
         self._pending: Any = None
         self._done = not inputs
@@ -689,7 +696,10 @@ class VideoWriter:
         self._keeps_matrix = info.display_matrix is not None and hasattr(av.video.stream.VideoStream,
                                                                           "set_display_matrix")
         self._turns = (info.rotation // 90) % 4 if self._keeps_matrix else 0
-        self._output = av.open(str(temporary), "w", format=fmt.muxer)
+        # faststart: the index goes before the media (one extra pass at the end) so players and browsers
+        # can start before the whole file has arrived.
+        options = {"movflags": "+faststart"} if fmt.muxer in ("mp4", "mov") else {}
+        self._output = av.open(str(temporary), "w", format=fmt.muxer, options=options)
         self._colorspace = Colorspace.ITU709
         try:
             self._video = self._add_video_stream()

@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 from data_paths import data_folder, model_file
 from helpers import iou
-from video_helpers import decode_frames, inspect, moving_frames, write_audio_only, write_clip
+from video_helpers import (
+    decode_frames,
+    flash_and_click_times,
+    inspect,
+    moving_frames,
+    write_audio_only,
+    write_clip,
+    write_flash_and_click,
+)
 
 from bgremove.config import CompositeConfig, CompositeMode, MaskConfig, OutputConfig, VideoConfig
 from bgremove.types import Frame
@@ -135,6 +143,24 @@ def test_start_and_end_cut_video_and_audio(run, clip: Path) -> None:
     assert times[0] == pytest.approx(0.0, abs=1e-3)
 
 
+@pytest.mark.parametrize(
+    ("arguments", "extension", "expected"),
+    [
+        (["--blur", "9"], ".mp4", 2.0),
+        (["--blur", "9", "--start", "1.3"], ".mp4", 0.7),
+        (["--transparent", "--start", "1.3"], ".webm", 0.7),
+    ],
+    ids=["copied", "copied-cut", "re-encoded-cut"],
+)
+def test_audio_stays_in_sync(run, tmp_path: Path, arguments: list[str], extension: str, expected: float) -> None:
+    """A white frame and a click at the same moment stay together (to the millisecond)."""
+    source = write_flash_and_click(tmp_path / "sync.mp4")
+    assert run(source, "--smooth", "0", *arguments, "-q").exit_code == 0
+    flash, click = flash_and_click_times(tmp_path / f"sync_nobg{extension}")
+    assert flash == pytest.approx(expected, abs=0.021)
+    assert click == pytest.approx(flash, abs=0.002)
+
+
 def test_variable_frame_rate_timestamps_are_kept(run, tmp_path: Path, frames_320: list[np.ndarray]) -> None:
     stamps = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5, 0.54, 0.58, 0.9, 0.94, 1.0, 1.3]
     source = write_clip(tmp_path / "vfr.mkv", frames_320[:12], timestamps=stamps, audio_seconds=1.4)
@@ -209,20 +235,22 @@ def test_mask_video_is_gray(run, clip: Path) -> None:
 # Rotation
 
 
-def test_rotated_clip_is_segmented_upright_and_keeps_its_rotation(run, tmp_path: Path, frames_320) -> None:
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotated_clip_is_segmented_upright_and_keeps_its_rotation(run, tmp_path: Path, frames_320, rotation) -> None:
     upright = frames_320[:8]
-    # Stored turned a quarter clockwise, with a display matrix that turns it back counter-clockwise:
-    # what phones write for portrait video.
-    stored = [np.ascontiguousarray(np.rot90(picture, -1)) for picture in upright]
-    rotated = write_clip(tmp_path / "rotated.mp4", stored, rotation=90)
+    turns = rotation // 90
+    # Stored turned the other way, with a display matrix that turns it upright (counter-clockwise by
+    # `rotation`): what phones write for portrait video.
+    stored = [np.ascontiguousarray(np.rot90(picture, -turns)) for picture in upright]
+    rotated = write_clip(tmp_path / "rotated.mp4", stored, rotation=rotation)
     plain = write_clip(tmp_path / "plain.mp4", upright)
     assert run(rotated, plain, "--mask-only", "-q").exit_code == 0
     facts = inspect(tmp_path / "rotated_nobg.mp4").of("video")[0]
-    assert (facts.width, facts.height) == (240, 320)  # stored size, as the input
-    assert facts.rotation == pytest.approx(90)
+    assert (facts.width, facts.height) == (stored[0].shape[1], stored[0].shape[0])  # stored size, as the input
+    assert facts.rotation % 360 == pytest.approx(rotation % 360)
     rotated_mattes, _, _ = decode_frames(tmp_path / "rotated_nobg.mp4", fmt="gray")
     plain_mattes, _, _ = decode_frames(tmp_path / "plain_nobg.mp4", fmt="gray")
-    shown = np.rot90(rotated_mattes[4], 1)  # what a player shows
+    shown = np.rot90(rotated_mattes[4], turns)  # what a player shows
     assert iou(shown > 127, plain_mattes[4] > 127) > 0.9
 
 
@@ -391,6 +419,18 @@ def test_real_mkv_clip(run, tmp_path: Path) -> None:
     assert facts.packets == source_facts.packets == 58
     assert facts.duration == pytest.approx(source_facts.duration, abs=0.002)
     assert (facts.width, facts.height) == (640, 480)
+
+
+def test_real_clip_cut_from_the_middle(run, tmp_path: Path) -> None:
+    source = data_folder("videos_people") / "sam2_person_and_dog.mp4"
+    result = run(source, "--mask-only", "--start", "5", "--end", "6", "-o", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    facts = inspect(tmp_path / "sam2_person_and_dog_nobg.mp4")
+    assert facts.of("video")[0].packets == 30
+    assert facts.of("video")[0].duration == pytest.approx(1.0, abs=0.04)
+    assert facts.of("audio")[0].duration == pytest.approx(1.0, abs=0.03)
+    _, times, _ = decode_frames(tmp_path / "sam2_person_and_dog_nobg.mp4")
+    assert times[0] < 0.034
 
 
 def test_real_clip_with_aac_audio(run, tmp_path: Path) -> None:

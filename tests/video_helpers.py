@@ -187,3 +187,50 @@ def decode_frames(
                 times.append(float(frame.pts * stream.time_base) if frame.pts is not None else float("nan"))
                 pix_fmt = frame.format.name
     return pictures, times, pix_fmt
+
+
+def write_flash_and_click(path: Path, *, seconds: float = 3.0, at: float = 2.0, fps: int = 24) -> Path:
+    """Dark frames with one white frame at ``at`` seconds and silence with a 1 kHz click at the same time:
+    an A/V sync test pattern (H.264 + AAC in MP4)."""
+    import av
+
+    with av.open(str(path), "w") as output:
+        video = output.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 128, 96, "yuv420p"
+        audio = output.add_stream("aac", rate=48000)
+        audio.layout = "mono"
+        for index in range(round(seconds * fps)):
+            picture = np.full((96, 128, 3), 255 if index == round(at * fps) else 20, np.uint8)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts = index
+            output.mux(video.encode(frame))
+        output.mux(video.encode(None))
+        done = 0
+        while done < seconds * 48000:
+            times = np.arange(done, done + 1024) / 48000
+            wave = np.where((times >= at) & (times < at + 0.02), np.sin(2 * np.pi * 1000 * times), 0.0)
+            frame = av.AudioFrame.from_ndarray(wave.astype(np.float32)[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, done, Fraction(1, 48000)
+            output.mux(audio.encode(frame))
+            done += 1024
+        output.mux(audio.encode(None))
+    return path
+
+
+def flash_and_click_times(path: Path) -> tuple[float | None, float | None]:
+    """When the bright frame shows and when the click sounds, in seconds, as a player would decode them."""
+    import av
+
+    flash = click = None
+    with av.open(str(path)) as container:
+        for frame in container.decode(video=0):
+            if frame.to_ndarray(format="gray").mean() > 100:
+                flash = float(frame.pts * frame.time_base)
+                break
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            loud = np.nonzero(np.abs(frame.to_ndarray()[0]) > 0.3)[0]
+            if len(loud):
+                click = float(frame.pts * frame.time_base) + loud[0] / frame.sample_rate
+                break
+    return flash, click
