@@ -17,7 +17,16 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import BgFit, CompositeConfig, CompositeMode, MaskConfig, OutputConfig, SegmenterConfig, VideoConfig
+from .config import (
+    PRESETS,
+    BgFit,
+    CompositeConfig,
+    CompositeMode,
+    MaskConfig,
+    OutputConfig,
+    SegmenterConfig,
+    VideoConfig,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -62,8 +71,6 @@ class LabelListType(click.ParamType):
 COMPOSITE_OPTIONS = ("transparent", "bg", "bg_color", "blur", "desaturate", "mask_only")
 IMAGE_FORMATS = ("png", "jpg", "webp")
 VIDEO_FORMATS = ("mp4", "webm", "mov")
-# x264's presets; kept here so that --help does not import PyAV
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 EPILOG = """\b
 Examples:

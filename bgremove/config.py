@@ -65,6 +65,10 @@ class CompositeConfig:
     blur: int = 45
 
 
+# x264's speed presets, fastest first; VP9 maps them onto its own speed settings.
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
 @dataclass(frozen=True)
 class VideoConfig:
     """How videos are cut and encoded.

@@ -50,9 +50,6 @@ logger = logging.getLogger(__name__)
 # FFmpeg demuxers that open single pictures or text as a "video": such a file is not a video to us.
 _NOT_VIDEO_DEMUXERS = frozenset({"image2", "tty", "lavfi", "gif", "apng", "webp_pipe", "mjpeg"})
 
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
-
-
 @dataclass(frozen=True)
 class VideoFormat:
     """One video output format: container and the codec that fills it for opaque or transparent output."""
