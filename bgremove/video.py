@@ -212,8 +212,8 @@ def _display_matrix(frame: Any) -> tuple[int, ...] | None:
 
 
 def matrix_rotation(matrix: tuple[int, ...] | None) -> float:
-    """The counter-clockwise turn in degrees a display matrix applies (FFmpeg's
-    ``av_display_rotation_get``, here so that PyAV versions without ``VideoFrame.rotation`` work)."""
+    """The counter-clockwise turn in degrees a display matrix applies (FFmpeg's ``av_display_rotation_get``;
+    computed from the matrix the writer copies, so reading and writing agree by construction)."""
     if matrix is None:
         return 0.0
     scale_x, scale_y = math.hypot(matrix[0], matrix[3]), math.hypot(matrix[1], matrix[4])
@@ -688,10 +688,8 @@ class VideoWriter:
         self.mode = mode
         self.config = config
         self._alpha = mode is CompositeMode.TRANSPARENT
-        # Pixels go back to the stored orientation under the input's display matrix; a PyAV too old to
-        # write one (before 18) gets upright pixels and no matrix instead, which looks the same.
-        self._keeps_matrix = info.display_matrix is not None and hasattr(av.video.stream.VideoStream,
-                                                                          "set_display_matrix")
+        # Pixels go back to the stored orientation, under the input's display matrix.
+        self._keeps_matrix = info.display_matrix is not None
         self._turns = (info.rotation // 90) % 4 if self._keeps_matrix else 0
         # faststart: the index goes before the media (one extra pass at the end) so players and browsers
         # can start before the whole file has arrived.
