@@ -83,7 +83,7 @@ Examples:
   bgremove talk.mp4 --blur 45              # talk_nobg.mp4, H.264, audio kept
   bgremove talk.mp4 --transparent          # talk_nobg.webm, VP9 with alpha
   bgremove talk.mp4 --format mov           # talk_nobg.mov, ProRes 4444 with alpha
-  bgremove talk.mp4 --bg beach.mp4 --end 10  # first 10 s in front of a looping video
+  bgremove talk.mp4 --bg sea.mp4 --end 10  # first 10 s before a looping video
   bgremove --list-models                   # models and where their files are
   bgremove --fetch-models                  # download every model for offline use
 
