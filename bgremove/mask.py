@@ -94,10 +94,18 @@ class MaskProcessor:
 
     def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
         """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
+        return self.finish(self.probability(segmentation), width, height)
+
+    def probability(self, segmentation: Segmentation) -> Alpha:
+        """Foreground probability at the model's resolution: the first half of ``alpha``, the part that
+        videos smooth over time before the rest (it is small, so smoothing it is cheap)."""
         if segmentation.labels != self.labels:
             self.indices = select_classes(segmentation.labels, self.keep)
             self.labels = segmentation.labels
-        probability = foreground_probability(segmentation.confidences, self.indices)
+        return foreground_probability(segmentation.confidences, self.indices)
+
+    def finish(self, probability: Alpha, width: int, height: int) -> Alpha:
+        """Model-resolution probability -> frame-sized matte: resize, threshold, feather."""
         alpha = resize_alpha(probability, width, height)
         if self.config.threshold is not None:
             alpha = (alpha >= self.config.threshold).astype(np.float32)
