@@ -211,6 +211,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise OutputError(f"{path}: cannot write: {error.strerror or _reason(error)}") from None
     os.close(handle)
     temporary = Path(temporary_name)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private (0600); outputs get the usual mode
     try:
         yield temporary
         if temporary.stat().st_size == 0:
@@ -221,6 +222,12 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
