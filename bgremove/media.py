@@ -7,6 +7,7 @@ content, not its extension, decides how it is read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import warnings
@@ -224,7 +225,10 @@ def atomic_output(path: Path) -> Iterator[Path]:
             temporary.unlink()
 
 
+@functools.cache
 def _umask() -> int:
+    """The process's umask, read once: os.umask can only be read by setting it, which is not
+    thread-safe, so it is not done per file."""
     current = os.umask(0)
     os.umask(current)
     return current
