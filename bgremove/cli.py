@@ -18,7 +18,17 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import BgFit, CompositeConfig, CompositeMode, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
+from .config import (
+    PRESETS,
+    BgFit,
+    CompositeConfig,
+    CompositeMode,
+    MaskConfig,
+    OutputConfig,
+    RefineConfig,
+    SegmenterConfig,
+    VideoConfig,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -83,6 +93,8 @@ class OneLineErrors(click.Command):
 
 
 COMPOSITE_OPTIONS = ("transparent", "bg", "bg_color", "blur", "desaturate", "mask_only")
+IMAGE_FORMATS = ("png", "jpg", "webp")
+VIDEO_FORMATS = ("mp4", "webm", "mov")
 
 EPILOG = """\b
 Examples:
@@ -94,6 +106,10 @@ Examples:
   bgremove shots/ --fast                   # about 5x quicker, coarser edges
   bgremove dog.jpg -m deeplab --keep dog   # keep the dog, not the person
   bgremove dog.jpg -m deeplab-onnx --keep dog --device auto   # same on ONNX Runtime
+  bgremove talk.mp4 --blur 45              # talk_nobg.mp4, H.264, audio kept
+  bgremove talk.mp4 --transparent          # talk_nobg.webm, VP9 with alpha
+  bgremove talk.mp4 --format mov           # talk_nobg.mov, ProRes 4444 with alpha
+  bgremove talk.mp4 --bg sea.mp4 --end 10  # first 10 s before a looping video
   bgremove --list-models                   # models and where their files are
   bgremove --fetch-models                  # download every model for offline use
 
@@ -126,16 +142,17 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "Example: --threshold 0.5")
 @click.option("--feather", type=click.FloatRange(0.0, 500.0), default=0.0, metavar="PX",
               help="Soften the mask edge over PX pixels. Example: --feather 3")
-@click.option("--fast", is_flag=True, help="One pass of the model over the whole photo, no zoomed or mirrored "
+@click.option("--fast", is_flag=True, help="One pass of the model over the whole picture, no zoomed or mirrored "
               "passes, no edge or colour work: runs 1.5-3x quicker, with coarser outlines and a rim of the old "
               "background. Example: --fast")
 @click.option("--quality", is_flag=True, help="Also run the model on the upper and lower part of a tall subject "
               "(standing people): slightly sharper full-body outlines for about 1.5x the default's model "
               "time. Example: --quality")
-@click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default). "
-              "Example: --transparent")
-@click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE",
-              help="Put this image behind the subject. Example: --bg starfield.png")
+@click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default; WebM with "
+              "alpha for videos). Example: --transparent")
+@click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE|VIDEO",
+              help="Put this image behind the subject; a video loops behind videos (images get its first "
+              "frame). Example: --bg starfield.png or --bg waves.mp4")
 @click.option("--bg-fit", type=click.Choice([fit.value for fit in BgFit]), default=None,
               help="How --bg fills the frame: cover crops (default), contain adds bars, stretch "
               "distorts. Example: --bg-fit contain")
@@ -144,19 +161,37 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 @click.option("--blur", type=click.IntRange(1, 1001), default=None, metavar="N",
               help="Blur the background with an N-pixel Gaussian kernel (45 is strong). Example: --blur 45")
 @click.option("--desaturate", is_flag=True, help="Gray background, subject in colour. Example: --desaturate")
-@click.option("--mask-only", is_flag=True, help="Write the alpha matte as a grayscale PNG. Example: --mask-only")
+@click.option("--mask-only", is_flag=True, help="Write the alpha matte as a grayscale PNG (a gray H.264 MP4 for "
+              "videos). Example: --mask-only")
 @click.option("-o", "--output-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
               metavar="DIR", help="Write outputs under DIR (mirroring input folders) instead of next to "
               "the inputs. Example: -o out/")
 @click.option("--suffix", default="_nobg", show_default=True,
               help="Added to the input's name to name the output. Example: --suffix _cut")
-@click.option("--format", "output_format", type=click.Choice(["png", "jpg", "webp"], case_sensitive=False),
-              default=None, help="Image output format (default: PNG when transparent or a mask, else the "
-              "input's format). Example: --format webp")
+@click.option("--format", "output_format", type=click.Choice(IMAGE_FORMATS + VIDEO_FORMATS, case_sensitive=False),
+              multiple=True, help="Output format, once for images and/or once for videos. Images: PNG when "
+              "transparent or a mask, else the input's format. Videos: mp4 (H.264) when opaque or a mask, "
+              "webm (VP9 with alpha) when transparent; mov is ProRes 4444 with alpha, or H.264 when opaque. "
+              "Example: --format webp --format mov")
+@click.option("--crf", type=click.IntRange(0, 51), default=20, show_default=True, metavar="Q",
+              help="Video quality: lower is better and bigger (H.264 scale; VP9 gets Q+10). "
+              "Example: --crf 18")
+@click.option("--preset", type=click.Choice(PRESETS), default="veryfast", show_default=True,
+              help="Video encoding speed: slower presets make smaller files at the same quality. "
+              "Example: --preset medium")
+@click.option("--no-audio", is_flag=True, help="Leave the audio out of video outputs (default: every audio "
+              "stream is kept, copied when the container allows). Example: --no-audio")
+@click.option("--smooth", type=click.IntRange(0, 10), default=2, show_default=True, metavar="N",
+              help="Smooth video mattes over N frames before and after each frame to stop flicker; 0 turns "
+              "it off. Example: --smooth 3")
+@click.option("--start", type=click.FloatRange(min=0.0), default=0.0, metavar="SEC",
+              help="Videos: begin at SEC seconds. Example: --start 12.5")
+@click.option("--end", type=click.FloatRange(min=0.0, min_open=True), default=None, metavar="SEC",
+              help="Videos: stop at SEC seconds (from the start of the video). Example: --end 20")
 @click.option("--overwrite", is_flag=True, help="Redo outputs that already exist (default: skip them). "
               "Example: --overwrite")
-@click.option("-r", "--recursive", is_flag=True, help="Also take images in subfolders of folder arguments. "
-              "Example: -r")
+@click.option("-r", "--recursive", is_flag=True, help="Also take images and videos in subfolders of folder "
+              "arguments. Example: -r")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or summary; errors only. Example: -q")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, with tracebacks for errors. Example: -v")
 @click.option("--list-models", is_flag=True, help="List the models, where their files are and whether they "
@@ -165,9 +200,9 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "given as arguments), then exit. Example: --fetch-models selfie hair")
 @click.version_option(__version__, "-V", "--version", prog_name="bgremove")
 def main(files: tuple[Path, ...], **options: Any) -> None:
-    """Remove or replace the background of photos.
+    """Remove or replace the background of photos and videos.
 
-    FILES are images or folders of images. Each output is written next to its input as
+    FILES are images, videos or folders of them. Each output is written next to its input as
     <name>_nobg.<ext> (or under --output-dir); inputs are never overwritten.
     """
     _setup_logging(options["verbose"])
@@ -176,18 +211,25 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         _list_models()
         return
     if options["fetch_models"]:
-        _fetch_models([str(name) for name in files], progress=not options["quiet"])
+        _fetch_models([str(name) for name in files], progress=show_progress)
         return
     if not files:
-        raise click.UsageError("give at least one image or folder")
+        raise click.UsageError("give at least one image, video or folder")
     composite = _composite_config(options)
+    image_format, video_format = _split_formats(options["output_format"])
+    if options["end"] is not None and options["end"] <= options["start"]:
+        raise click.BadParameter(f"{options['end']:g} is not after --start {options['start']:g}",
+                                 param_hint="'--end'")
     output = OutputConfig(
         suffix=options["suffix"],
         output_dir=options["output_dir"],
-        format=options["output_format"],
+        format=image_format,
         overwrite=options["overwrite"],
+        video_format=video_format,
+        video=VideoConfig(crf=options["crf"], preset=options["preset"], audio=not options["no_audio"],
+                          start=options["start"], end=options["end"]),
     )
-    _check_output_format(composite.mode, output.format)
+    _check_output_format(composite.mode, output.format, output.video_format)
     if not output.suffix and output.output_dir is None:
         raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
     if options["fast"] and options["quality"]:
@@ -197,7 +239,8 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
     pipeline_options = dict(
         segmenter=SegmenterConfig(model=options["model"], device=options["device"],
                                   labels_file=options["labels_file"]),
-        mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"]),
+        mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"],
+                        smooth=options["smooth"]),
         composite=composite,
         refine=_refine_config(options),
     )
@@ -241,7 +284,7 @@ def _composite_config(options: dict[str, Any]) -> CompositeConfig:
         flags = " and ".join("--" + name.replace("_", "-") for name in chosen)
         raise click.UsageError(f"choose one background at a time, got {flags}")
     if options["bg_fit"] is not None and "bg" not in chosen:
-        raise click.UsageError("--bg-fit applies only with --bg IMAGE")
+        raise click.UsageError("--bg-fit applies only with --bg IMAGE|VIDEO")
     mode = {
         "transparent": CompositeMode.TRANSPARENT, "bg": CompositeMode.IMAGE, "bg_color": CompositeMode.COLOR,
         "blur": CompositeMode.BLUR, "desaturate": CompositeMode.DESATURATE, "mask_only": CompositeMode.MASK,
@@ -255,12 +298,25 @@ def _composite_config(options: dict[str, Any]) -> CompositeConfig:
     )
 
 
-def _check_output_format(mode: CompositeMode, requested: str | None) -> None:
+def _split_formats(formats: Sequence[str]) -> tuple[str | None, str | None]:
+    """``--format`` given up to twice: at most one image format and one video format."""
+    chosen = [value.lower() for value in formats]
+    images = [value for value in chosen if value in IMAGE_FORMATS]
+    videos = [value for value in chosen if value in VIDEO_FORMATS]
+    if len(set(images)) > 1 or len(set(videos)) > 1:
+        raise click.BadParameter(f"give one image format and/or one video format, got {', '.join(chosen)}",
+                                 param_hint="'--format'")
+    return (images[0] if images else None), (videos[0] if videos else None)
+
+
+def _check_output_format(mode: CompositeMode, image_format: str | None, video_format: str | None) -> None:
     from .errors import OutputError
     from .media import output_format
 
     try:
-        output_format(mode, "PNG", requested)
+        output_format(mode, "PNG", image_format)
+        if video_format == "mp4" and mode is CompositeMode.TRANSPARENT:
+            raise OutputError("mp4 (H.264) cannot hold transparency; use --format webm or mov")
     except OutputError as error:
         raise click.BadParameter(str(error), param_hint="'--format'") from None
 
@@ -282,19 +338,22 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     inputs, not_media = find_inputs(files, recursive=recursive, skip_suffix=output.suffix or None)
     for folder in files:
         if folder.is_dir() and not quiet and not any(item.root == folder for item in inputs):
-            click.echo(f"bgremove: note: {folder}: no images found", err=True)
+            click.echo(f"bgremove: note: {folder}: no images or videos found", err=True)
     results: list[FileResult] = []
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with Pipeline(**pipeline_options, progress=not quiet) as pipeline:
+        with Pipeline(**pipeline_options, progress=show_progress) as pipeline:
             pipeline.open()
             jobs = plan_jobs(inputs, pipeline.composite_config.mode, output)
             with tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
                       dynamic_ncols=True) as bar:
                 for job in bar:
-                    result = _process_one(pipeline, job, output, verbose)
+                    result = _process_one(pipeline, job, output, verbose, _frame_bars if show_progress else None)
                     results.append(result)
+                    if result.status == "done" and "fps" in result.extra and not quiet:
+                        tqdm.write(f"bgremove: {result.input} -> {result.output}: {result.frames} frames in "
+                                   f"{result.seconds:.1f} s ({result.extra['fps']:.1f} frames/s)", file=sys.stderr)
                     if result.status == "failed":
                         tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
                     elif result.status == "skipped" and not quiet:
@@ -311,7 +370,7 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     if not quiet or interrupted:
         parts = [f"{counts['done']} done", f"{counts['skipped']} skipped", f"{counts['failed']} failed"]
         if not_media:
-            parts.append(f"{len(not_media)} not images")
+            parts.append(f"{len(not_media)} not images or videos")
         ending = ", interrupted" if interrupted else ""
         click.echo(f"bgremove: {', '.join(parts)} in {time.perf_counter() - started:.1f} s{ending}", err=True)
     if interrupted:
@@ -319,14 +378,22 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
-def _process_one(pipeline: Any, job: Any, output: OutputConfig, verbose: bool) -> Any:
+def _frame_bars(path: Path, total: int) -> Any:
+    """A progress bar in frames (with frames per second) for one video, under the files bar."""
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, desc=path.name, unit="frame", leave=False, position=1, file=sys.stderr,
+                dynamic_ncols=True)
+
+
+def _process_one(pipeline: Any, job: Any, output: OutputConfig, verbose: bool, progress: Any = None) -> Any:
     """Process one job and say what happened; a failure of one input never stops the batch."""
     from .errors import BgRemoveError, OutputExists
     from .pipeline import FileResult, process_file
 
     started = time.perf_counter()
     try:
-        return process_file(pipeline, job, output)
+        return process_file(pipeline, job, output, progress)
     except OutputExists as error:
         result = FileResult(job.input.path, job.output, "skipped", _one_line(error))
     except BgRemoveError as error:

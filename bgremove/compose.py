@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import cv2
@@ -244,6 +245,27 @@ class ImageCompositor(_OpaqueCompositor):
         if key not in self._fitted:
             self._fitted = {key: fit_background(self.source, frame.width, frame.height, self.fit)}
         return self._fitted[key]
+
+
+class MovingImageCompositor(_OpaqueCompositor):
+    """A moving background: ``source(timestamp)`` gives the background picture for each frame's time
+    (a video decoded in step with the input), fitted to the frame like a still one."""
+
+    mode = CompositeMode.IMAGE
+
+    def __init__(self, source: Callable[[float], RGBImage], fit: BgFit, decontaminate: bool = True) -> None:
+        super().__init__(decontaminate)
+        self.source = source
+        self.fit = fit
+        self._last: tuple[RGBImage, tuple[int, int], RGBImage] | None = None
+
+    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+        picture = self.source(frame.timestamp)
+        key = (frame.width, frame.height)
+        # A background slower than the video repeats its frames: fit each picture once.
+        if self._last is None or self._last[0] is not picture or self._last[1] != key:
+            self._last = (picture, key, fit_background(picture, frame.width, frame.height, self.fit))
+        return self._last[2]
 
 
 class BlurCompositor(_OpaqueCompositor):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -51,11 +51,14 @@ class MaskConfig:
     ``keep``: labels that count as foreground (None: the model's default).
     ``threshold``: None for a soft matte, else a hard 0/1 cut at this confidence.
     ``feather``: blur radius in pixels applied to the matte at frame resolution.
+    ``smooth``: videos only: frames looked at on each side (past and future) when smoothing the matte
+    over time; 0 turns it off.
     """
 
     keep: tuple[str, ...] | None = None
     threshold: float | None = None
     feather: float = 0.0
+    smooth: int = 2
 
 
 @dataclass(frozen=True)
@@ -108,12 +111,34 @@ class CompositeConfig:
     decontaminate: bool = True  # estimate the subject's own colours at its edges (no halo of the old background)
 
 
+# x264's speed presets, fastest first; VP9 maps them onto its own speed settings.
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """How videos are cut and encoded.
+
+    ``crf``/``preset``: x264's quality (0-51, lower is better) and speed; VP9 maps both onto its own
+    scales, ProRes ignores them. ``audio``: keep the audio streams. ``start``/``end``: the part to do,
+    in seconds from the start (``end`` None: to the end).
+    """
+
+    crf: int = 20
+    preset: str = "veryfast"
+    audio: bool = True
+    start: float = 0.0
+    end: float | None = None
+
+
 @dataclass(frozen=True)
 class OutputConfig:
     """Where and how outputs are written."""
 
     suffix: str = "_nobg"
     output_dir: Path | None = None
-    format: str | None = None  # "png" or "webp" for transparent images
+    format: str | None = None  # images: "png", "jpg" or "webp"
     overwrite: bool = False
     jpeg_quality: int = 95
+    video_format: str | None = None  # videos: "mp4", "webm" or "mov"
+    video: VideoConfig = field(default_factory=VideoConfig)

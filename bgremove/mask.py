@@ -1,7 +1,7 @@
 """Per-class confidences -> one alpha matte: select classes, soft or hard, resize to the frame, feather.
 
-``refine.py`` sits between ``probability`` (model resolution) and ``finish`` (frame size) when the
-pipeline refines the matte.
+``refine.py`` sits between ``probability`` (model resolution) and ``finish`` when the pipeline refines
+the matte (it hands ``finish`` a frame-size probability).
 """
 
 from __future__ import annotations
@@ -96,20 +96,22 @@ class MaskProcessor:
         self.keep = tuple(config.keep) if config.keep else default_keep(labels, spec_keep)
         self.indices = select_classes(self.labels, self.keep, model_name)
 
+    def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
+        """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
+        return self.finish(self.probability(segmentation), width, height)
+
     def probability(self, segmentation: Segmentation) -> Alpha:
-        """The probability of the kept classes at the model's resolution (h x w float32 in [0, 1])."""
+        """Foreground probability at the model's resolution: the first half of ``alpha``, the part that
+        refinement (refine.py) and videos' smoothing over time work on before the rest."""
         if segmentation.labels != self.labels:
             self.indices = select_classes(segmentation.labels, self.keep)
             self.labels = segmentation.labels
         return foreground_probability(segmentation.confidences, self.indices)
 
-    def finish(self, probability: Alpha) -> Alpha:
-        """Threshold (when asked) and feather a frame-size probability into the matte."""
-        alpha = probability
+    def finish(self, probability: Alpha, width: int, height: int) -> Alpha:
+        """Probability -> frame-sized matte: resize (nothing to do when it is frame-sized already),
+        threshold, feather."""
+        alpha = resize_alpha(probability, width, height)
         if self.config.threshold is not None:
             alpha = (alpha >= self.config.threshold).astype(np.float32)
         return feather_alpha(alpha, self.config.feather)
-
-    def alpha(self, segmentation: Segmentation, width: int, height: int) -> Alpha:
-        """The H x W float32 matte in [0, 1] for a frame of ``width`` x ``height``."""
-        return self.finish(resize_alpha(self.probability(segmentation), width, height))

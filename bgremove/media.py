@@ -1,11 +1,13 @@
 """Reading and writing images; output naming; atomic writes; finding the inputs in folders.
 
-Only this module knows file formats. A file's content, not its extension, decides how it is read.
+Only this module and ``video.py`` (its video side, which needs PyAV) know file formats. A file's
+content, not its extension, decides how it is read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import warnings
@@ -34,6 +36,11 @@ _WRITABLE_FORMATS: dict[str, tuple[str, ...]] = {
     "GIF": (".gif",),
     "PPM": (".ppm", ".pgm", ".pnm"),
 }
+# Folders are scanned for these; a file named on the command line is read by content whatever its name.
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv",
+     ".3gp", ".ogv", ".mxf"}
+)
 _FORMAT_ALIASES = {"MPO": "JPEG"}  # phone cameras' multi-picture JPEGs
 _FORMAT_BY_OPTION = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
 _ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
@@ -205,6 +212,7 @@ def atomic_output(path: Path) -> Iterator[Path]:
         raise OutputError(f"{path}: cannot write: {error.strerror or _reason(error)}") from None
     os.close(handle)
     temporary = Path(temporary_name)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private (0600); outputs get the usual mode
     try:
         yield temporary
         if temporary.stat().st_size == 0:
@@ -215,6 +223,15 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once: os.umask can only be read by setting it, which is not
+    thread-safe, so it is not done per file."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
@@ -252,7 +269,7 @@ def find_inputs(
 ) -> tuple[list[InputFile], list[Path]]:
     """Expand file and folder arguments into input files.
 
-    A folder gives its image files (by extension; each is still read by content later), sorted, its
+    A folder gives its image and video files (by extension; each is still read by content later), sorted, its
     subfolders too with ``recursive``; hidden files and our own outputs (names ending in
     ``skip_suffix``) are left out. A file argument is taken as it is, whatever its extension. Returns
     the inputs and the folder entries that were passed over because they are not media.
@@ -264,7 +281,7 @@ def find_inputs(
             inputs.append(InputFile(argument))
             continue
         for path in _walk(argument, recursive):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            if path.suffix.lower() not in IMAGE_EXTENSIONS and path.suffix.lower() not in VIDEO_EXTENSIONS:
                 skipped.append(path)
             elif not (skip_suffix and path.stem.endswith(skip_suffix)):
                 inputs.append(InputFile(path, root=argument))

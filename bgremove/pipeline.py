@@ -1,24 +1,45 @@
-"""Frames in, frames out: segmenter -> mask -> compositor; ``process_file`` ties reader, pipeline and writer."""
+"""Frames in, frames out: segmenter -> mask -> compositor; ``process_file`` ties reader, pipeline and writer.
+
+Images and videos go through the same ``Pipeline``. A video gets a ``VideoSession`` of its own (a
+VIDEO-mode segmenter, the temporal smoother, a looping background if ``--bg`` is a video), made when the
+file starts and closed when it ends, so no state crosses from one file to the next.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from .compose import Compositor, Pixels, make_compositor
+from .compose import Compositor, MovingImageCompositor, Pixels, make_compositor
 from .config import CompositeConfig, CompositeMode, Focus, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
-from .errors import BgRemoveError, OutputError, OutputExists, UsageProblem
-from .mask import MaskProcessor
-from .media import InputFile, output_extension, output_format, output_path, probe_image, read_background, read_image, write_image
+from .errors import BgRemoveError, OutputError, OutputExists, UnsupportedMedia, UsageProblem
+from .mask import MaskProcessor, resize_alpha
+from .media import (
+    IMAGE_EXTENSIONS,
+    ImageInfo,
+    InputFile,
+    output_extension,
+    output_format,
+    output_path,
+    probe_image,
+    read_background,
+    read_image,
+    write_image,
+)
 from .models import MODELS
 from .refine import Refiner
 from .segmenters import Segmenter, create_segmenter
 from .types import Alpha, Frame, RGBImage
+
+if TYPE_CHECKING:
+    from .video import LoopingVideo, VideoFormat, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +71,11 @@ class Pipeline:
         self.refine_config = refine or RefineConfig()
         self._progress = progress
         background = None
+        self.background_video: Path | None = None
         if self.composite_config.mode is CompositeMode.IMAGE:
             if self.composite_config.background is None:
                 raise UsageProblem("an image background needs a file: --bg IMAGE")
-            try:
-                background = read_background(self.composite_config.background)
-            except BgRemoveError as error:
-                raise UsageProblem(f"--bg {error}") from None
+            background, self.background_video = _read_background(self.composite_config.background)
         self.compositor: Compositor = make_compositor(self.composite_config, background)
         self._segmenter: Segmenter | None = None
         self._mask: MaskProcessor | None = None
@@ -113,19 +132,32 @@ class Pipeline:
         locate = self._locate if self._locator is not None else None
         return self._refiner.probability(frame.rgb, self._probe, locate)
 
+    def passes(self, frame: Frame, first: Callable[[], Alpha] | None = None) -> tuple[Alpha, float]:
+        """The refinement's model passes for ``frame`` (see ``Refiner.passes``), before the edge step."""
+        self.open()
+        locate = self._locate if self._locator is not None else None
+        return self._refiner.passes(frame.rgb, self._probe, locate, first)
+
     def alpha(self, frame: Frame) -> Alpha:
         """The frame's alpha matte (H x W float32 in [0, 1])."""
         probability = self.probability(frame)
         assert self._mask is not None
-        return self._mask.finish(probability)
+        return self._mask.finish(probability, frame.width, frame.height)
 
     def process_frame(self, frame: Frame) -> Pixels:
         """One frame through segmenter, mask and compositor."""
         return self.compositor(frame, self.alpha(frame))
 
     def process_frames(self, frames: Iterable[Frame]) -> Iterator[Pixels]:
+        """Independent images, one by one (for the frames of one video, use ``video_session``)."""
         for frame in frames:
             yield self.process_frame(frame)
+
+    def video_session(self, *, start: float = 0.0) -> VideoSession:
+        """Fresh per-video state for the frames of one video; ``start`` is where its output begins
+        (a video background starts there)."""
+        self.open()
+        return VideoSession(self, start=start)
 
     def close(self) -> None:
         if self._locator is not None:
@@ -142,14 +174,139 @@ class Pipeline:
         self.close()
 
 
+def _read_background(path: Path) -> tuple[RGBImage, Path | None]:
+    """The ``--bg`` file as a still picture, and its path again when it is a video (which moves behind
+    videos and gives its first frame to images)."""
+    try:
+        return read_background(path), None
+    except UnsupportedMedia as image_error:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            raise UsageProblem(f"--bg {image_error}") from None
+    from .video import first_frame
+
+    try:
+        return first_frame(path), path
+    except BgRemoveError as error:
+        raise UsageProblem(f"--bg {error}") from None
+
+
+# The refined probability is smoothed over time at this long side at most: the smoother holds 2 x
+# (2 * smooth + 1) planes, 0.5 GB at 4K frame size; the edge step puts the detail back afterwards.
+SMOOTHING_LONG_SIDE = 640
+
+
+def _at_most(probability: Alpha, long_side: int) -> Alpha:
+    height, width = probability.shape
+    scale = long_side / max(height, width)
+    if scale >= 1:
+        return probability
+    return resize_alpha(probability, max(1, round(width * scale)), max(1, round(height * scale)))
+
+
+class VideoSession:
+    """The state of one video: a VIDEO-mode segmenter (increasing timestamps), the temporal smoother and
+    the compositor (with its own looping background video, if any). Make one per file; close it after.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, start: float = 0.0) -> None:
+        from .temporal import TemporalSmoother
+
+        self.pipeline = pipeline
+        self._segmenter = create_segmenter(pipeline.segmenter_config, video=True)
+        self._refine = pipeline.refine_config != RefineConfig.off()
+        self._background: LoopingVideo | None = None
+        try:
+            self._mask = pipeline._mask_processor(self._segmenter)
+            self._smoother: TemporalSmoother[tuple[Frame, float]] = TemporalSmoother(pipeline.mask_config.smooth)
+            self.compositor = pipeline.compositor
+            if pipeline.background_video is not None:
+                from .video import LoopingVideo
+
+                self._background = LoopingVideo(pipeline.background_video)
+                loop = self._background
+                self.compositor = MovingImageCompositor(
+                    lambda timestamp: loop.frame_at(timestamp - start), pipeline.composite_config.fit,
+                    pipeline.composite_config.decontaminate,
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def mattes(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Alpha]]:
+        """Each frame with its alpha matte, in order; with smoothing on, ``smooth`` frames behind.
+
+        Without refinement, one pass of the VIDEO-mode segmenter is smoothed at model resolution. With
+        it, the merged passes are smoothed at frame size and the edge step runs on the smoothed
+        probability, so that the outline follows each frame's own colours. The plain whole-frame pass
+        is the VIDEO-mode segmenter's; crops and mirrors go through the pipeline's IMAGE-mode one (the
+        models served keep no state between VIDEO-mode frames: both modes give identical confidences,
+        checked on DAVIS).
+        """
+        refiner = self.pipeline._refiner
+        for frame in frames:
+
+            def first(frame: Frame = frame) -> Alpha:
+                return self._mask.probability(self._segmenter.segment(frame))
+
+            if self._refine:
+                probability, scale = self.pipeline.passes(frame, first)
+                probability = _at_most(probability, SMOOTHING_LONG_SIDE)
+            else:
+                probability, scale = first(), 0.0
+            for (ready, ready_scale), smoothed in self._smoother.push((frame, scale), probability, frame.rgb):
+                yield ready, self._finish(refiner, ready, smoothed, ready_scale)
+        for (ready, ready_scale), smoothed in self._smoother.flush():
+            yield ready, self._finish(refiner, ready, smoothed, ready_scale)
+
+    def _finish(self, refiner: Refiner, frame: Frame, probability: Alpha, scale: float) -> Alpha:
+        if self._refine:
+            probability = refiner.edges(frame.rgb, resize_alpha(probability, frame.width, frame.height), scale)
+        return self._mask.finish(probability, frame.width, frame.height)
+
+    def process(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Pixels]]:
+        """Each frame with its composited output."""
+        for frame, alpha in self.mattes(frames):
+            yield frame, self.compositor(frame, alpha)
+
+    def close(self) -> None:
+        self._segmenter.close()
+        if self._background is not None:
+            self._background.close()
+            self._background = None
+
+    def __enter__(self) -> VideoSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Progress(Protocol):
+    """What ``process_file`` reports a video's progress to (the CLI puts a tqdm bar behind it)."""
+
+    def update(self, frames: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# (input path, expected number of frames) -> a Progress for that file
+ProgressFactory = Callable[[Path, int], Progress]
+
+
 @dataclass
 class Job:
-    """One input and where its output goes; ``error`` set when it cannot be planned."""
+    """One input and where its output goes; ``error`` set when it cannot be planned.
+
+    ``format`` is the Pillow format name for an image, the ``--format`` name (mp4, webm, mov) for a
+    video; ``video`` holds what probing the video found.
+    """
 
     input: InputFile
     output: Path | None = None
     format: str | None = None
     error: BgRemoveError | None = None
+    kind: str = "image"  # or "video"
+    video: VideoInfo | None = None
 
 
 @dataclass
@@ -179,9 +336,17 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
         job = Job(job_input)
         jobs.append(job)
         try:
-            info = probe_image(job_input.path)
-            fmt = output_format(mode, info.format, config.format)
-            target = output_path(job_input.path, output_extension(fmt, job_input.path), config, job_input.root)
+            info = probe_media(job_input.path)
+            if isinstance(info, ImageInfo):
+                if config.format is None and config.video_format is not None:
+                    raise OutputError(f"{job_input.path}: is an image and --format {config.video_format} is a "
+                                      "video format; add --format png, jpg or webp for images")
+                fmt = output_format(mode, info.format, config.format)
+                extension = output_extension(fmt, job_input.path)
+            else:
+                video_format = _video_format(job_input.path, mode, config)
+                job.kind, job.video, fmt, extension = "video", info, video_format.name, video_format.extension
+            target = output_path(job_input.path, extension, config, job_input.root)
         except BgRemoveError as error:
             job.error = error
             continue
@@ -200,18 +365,96 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
     return jobs
 
 
-def process_file(pipeline: Pipeline, job: Job, config: OutputConfig) -> FileResult:
-    """Read one input, run the pipeline, write the output atomically. Raises ``BgRemoveError``."""
+# Picture formats Pillow may lack a plugin for, which FFmpeg would open as a one-frame "video".
+_STILL_ONLY = frozenset({".heic", ".heif", ".avif", ".jxl", ".svg", ".ico", ".psd", ".dng", ".cr2", ".nef"})
+
+
+def probe_media(path: Path) -> ImageInfo | VideoInfo:
+    """What a file is, by its content: an image Pillow reads, else a video FFmpeg reads.
+
+    A file named like an image is only ever tried as an image, so a corrupt JPEG is reported as one.
+    """
+    try:
+        return probe_image(path)
+    except UnsupportedMedia:
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_EXTENSIONS or suffix in _STILL_ONLY or not path.is_file() or path.stat().st_size == 0:
+            raise
+    from .video import probe_video
+
+    return probe_video(path)
+
+
+def _video_format(path: Path, mode: CompositeMode, config: OutputConfig) -> VideoFormat:
+    from .video import video_output_format
+
+    if config.video_format is None and config.format is not None:
+        raise OutputError(f"{path}: is a video and --format {config.format} is an image format; "
+                          "add --format mp4, webm or mov for videos")
+    return video_output_format(mode, config.video_format)
+
+
+def process_file(
+    pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None = None
+) -> FileResult:
+    """Read one input, run the pipeline, write the output atomically. Raises ``BgRemoveError``.
+
+    ``progress`` is called once per video with the input and its expected frame count; what it returns
+    gets ``update(frames)`` calls as frames are written, and ``close()`` at the end.
+    """
     started = time.perf_counter()
     if job.error is not None:
         raise job.error
     assert job.output is not None and job.format is not None
     if job.output.exists() and not config.overwrite:
         raise OutputExists(f"{job.input.path}: {job.output} exists; use --overwrite to redo it")
+    if job.kind == "video":
+        return _process_video(pipeline, job, config, progress, started)
     frame, _ = read_image(job.input.path)
     pixels = pipeline.process_frame(frame)
     write_image(job.output, pixels, job.format, jpeg_quality=config.jpeg_quality)
     return FileResult(job.input.path, job.output, "done", seconds=time.perf_counter() - started, frames=1)
+
+
+def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
+    if info.duration <= 0:
+        return info.frames
+    stop = info.duration if end is None else min(end, info.duration)
+    return max(0, min(info.frames, math.ceil((stop - start) * float(info.fps) - 1e-6)))
+
+
+def _process_video(
+    pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
+) -> FileResult:
+    from .video import VIDEO_FORMATS, VideoReader, open_video_writer
+
+    info, output = job.video, job.output
+    assert info is not None and output is not None and job.format is not None
+    cut = config.video
+    if cut.end is not None and cut.end <= cut.start:
+        raise UsageProblem(f"--end {cut.end:g} must be after --start {cut.start:g}")
+    if info.duration > 0 and cut.start >= info.duration:
+        raise UnsupportedMedia(f"{job.input.path}: --start {cut.start:g} s is past the end ({info.duration:.2f} s)")
+    mode = pipeline.composite_config.mode
+    bar = progress(job.input.path, _expected_frames(info, cut.start, cut.end)) if progress else None
+    frames = 0
+    try:
+        with (
+            pipeline.video_session(start=cut.start) as session,
+            VideoReader(job.input.path, info) as reader,
+            open_video_writer(output, VIDEO_FORMATS[job.format], info, mode, cut) as writer,
+        ):
+            for frame, pixels in session.process(reader.frames(cut.start, cut.end)):
+                writer.write(pixels, frame)
+                frames += 1
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    seconds = time.perf_counter() - started
+    return FileResult(job.input.path, output, "done", seconds=seconds, frames=frames,
+                      extra={"fps": frames / seconds if seconds > 0 else 0.0})
 
 
 def remove_background(

@@ -61,13 +61,14 @@ def upsample(probability: Alpha, width: int, height: int) -> Alpha:
     return np.asarray(resized, dtype=np.float32).reshape(height, width)
 
 
-def model_pass(probe: Probe, rgb: RGBImage, *, flip: bool) -> tuple[Alpha, float]:
+def model_pass(probe: Probe, rgb: RGBImage, *, flip: bool, known: Alpha | None = None) -> tuple[Alpha, float]:
     """The probability for ``rgb`` at its own size, and how many of its pixels one model pixel covers.
 
     With ``flip`` it is the mean of the pass on ``rgb`` and the mirrored pass on the mirrored pixels.
+    ``known`` is the unflipped pass when it was already made (at model resolution).
     """
     height, width = rgb.shape[:2]
-    probability = probe(rgb)
+    probability = probe(rgb) if known is None else known
     scale = max(width / probability.shape[1], height / probability.shape[0])
     if flip:
         mirrored = probe(np.ascontiguousarray(rgb[:, ::-1]))[:, ::-1]
@@ -305,28 +306,43 @@ class Refiner:
         self.config = config
         self.focus = focus
 
-    def probability(self, rgb: RGBImage, probe: Probe, locate: Probe | None = None) -> Alpha:
-        """The H x W float32 foreground probability in [0, 1] of ``rgb`` (H x W x 3 uint8)."""
+    def probability(
+        self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None
+    ) -> Alpha:
+        """The H x W float32 foreground probability in [0, 1] of ``rgb`` (H x W x 3 uint8): ``passes``
+        then ``edges``.
+
+        ``first`` makes the model's plain pass over the whole frame instead of ``probe`` (a video's
+        frames go through its VIDEO-mode segmenter there); every other pass goes through ``probe``.
+        """
+        return self.edges(rgb, *self.passes(rgb, probe, locate, first))
+
+    def passes(
+        self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None
+    ) -> tuple[Alpha, float]:
+        """The model's passes (whole frame, crops, mirrors) merged at frame size, and the scale (photo
+        pixels per model pixel) of the finest one: what ``edges`` needs."""
         config = self.config
         height, width = rgb.shape[:2]
-        estimate: tuple[Alpha, float] | None = None
         if config.zoom and self.focus is Focus.HEAD and locate is not None:
             person, _ = model_pass(locate, rgb, flip=False)
             head = head_box(person)
             if head is not None:  # hair far from the head is a mistake: nothing outside the crop
-                estimate = zoomed_probability(rgb, probe, [head], np.zeros((height, width), np.float32), config)
-        if estimate is None:
-            # with a zoom the crops are flipped; the first pass only has to find the subject
-            estimate = model_pass(probe, rgb, flip=config.flip and not config.zoom)
-            if config.zoom and self.focus is Focus.SUBJECT:
-                boxes: list[Box] = []
-                for aspect in config.crop_aspects:
-                    box = subject_box(estimate[0], config.margin, aspect)
-                    if box is not None and box not in boxes:
-                        boxes.append(box)
-                if boxes:
-                    estimate = zoomed_probability(rgb, probe, boxes, estimate[0], config, whole=estimate)
-        probability, scale = estimate
-        if config.edges and scale >= config.edges_min_scale:
-            probability = refine_edges(rgb, probability, scale)
+                return zoomed_probability(rgb, probe, [head], np.zeros((height, width), np.float32), config)
+        # with a zoom the crops are flipped; the first pass only has to find the subject
+        estimate = model_pass(probe, rgb, flip=config.flip and not config.zoom, known=first() if first else None)
+        if config.zoom and self.focus is Focus.SUBJECT:
+            boxes: list[Box] = []
+            for aspect in config.crop_aspects:
+                box = subject_box(estimate[0], config.margin, aspect)
+                if box is not None and box not in boxes:
+                    boxes.append(box)
+            if boxes:
+                estimate = zoomed_probability(rgb, probe, boxes, estimate[0], config, whole=estimate)
+        return estimate
+
+    def edges(self, rgb: RGBImage, probability: Alpha, scale: float) -> Alpha:
+        """The edge step on the merged passes, when it is on and the model is coarser than the photo."""
+        if self.config.edges and scale >= self.config.edges_min_scale:
+            return refine_edges(rgb, probability, scale)
         return probability

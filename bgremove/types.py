@@ -19,7 +19,8 @@ class Frame:
     """One picture of a stream: an image is a stream of one frame.
 
     ``rgb`` is H x W x 3 uint8 in RGB order, C-contiguous. ``timestamp`` is in seconds from the start
-    of the stream (0.0 for an image); video mode segmenters need it strictly increasing.
+    of the stream (0.0 for an image); video mode segmenters need it strictly increasing. ``duration``
+    is how long a video frame is shown, in seconds (None for an image or when unknown).
     ``alpha`` is the input's own transparency (H x W uint8) when it had one, else None.
     """
 
@@ -27,6 +28,7 @@ class Frame:
     index: int = 0
     timestamp: float = 0.0
     alpha: npt.NDArray[np.uint8] | None = None
+    duration: float | None = None
 
     @property
     def height(self) -> int:

@@ -271,3 +271,39 @@ def test_bgremove_as_a_real_process(astronaut_jpg: Path, starfield: Path) -> Non
     assert completed.stderr.strip() .startswith("bgremove: 1 done") and completed.stdout == ""
     assert "XNNPACK" not in completed.stderr and "W0000" not in completed.stderr
     assert load(astronaut_jpg.with_name("astronaut_nobg.jpg")).shape == (512, 512, 3)
+
+
+def _run_on_a_terminal(arguments: list[str]) -> str:
+    """Run bgremove with stderr on a pseudo-terminal, as a user at a shell sees it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # rows, columns
+    environment = {**os.environ, "BGREMOVE_MODEL_DIR": str(model_file("selfie_segmenter.tflite").parent)}
+    process = subprocess.Popen([sys.executable, "-m", "bgremove", *arguments], stderr=follower,
+                               stdout=subprocess.DEVNULL, env=environment)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    process.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_and_not_with_quiet(tmp_path: Path, astronaut) -> None:
+    for name in ("a", "b"):
+        save(astronaut, tmp_path / f"{name}.png")
+    shown = _run_on_a_terminal([str(tmp_path)])
+    assert "bgremove: 100%" in shown and "2/2" in shown and "2 done" in shown
+    quiet = _run_on_a_terminal([str(tmp_path), "-q", "--overwrite"])
+    assert "%" not in quiet and quiet.strip() == ""

@@ -171,3 +171,14 @@ def test_find_inputs_in_folders(tmp_path: Path, astronaut: np.ndarray) -> None:
     deep, _ = find_inputs([tmp_path], recursive=True, skip_suffix="_nobg")
     assert [item.path.name for item in deep] == ["a.png", "b.jpg", "c.jpg"]
     assert all(item.root == tmp_path for item in deep)
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path: Path, astronaut: np.ndarray) -> None:
+    import os
+
+    previous = os.umask(0o022)
+    try:
+        write_image(tmp_path / "a.png", astronaut, "PNG")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644

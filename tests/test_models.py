@@ -15,6 +15,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pytest
 
 from bgremove import models
@@ -526,3 +527,53 @@ def test_fetch_all_skips_models_without_download_unless_present(
     ]
     with pytest.raises(ModelUnavailable, match="local-only: model 'local-only' has no official download"):
         models.fetch_models(["local-only"])
+
+
+# --- the same through the command line -------------------------------------------------------------
+
+
+def _cli(*arguments: object):
+    from click.testing import CliRunner
+
+    from bgremove.cli import main
+
+    return CliRunner().invoke(main, [str(argument) for argument in arguments], catch_exceptions=False)
+
+
+def test_cli_fetch_then_list_models(server: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(models.MODEL_URL_ENV, f"{server}/good")
+    fetched = _cli("--fetch-models", "selfie", "-q")
+    assert fetched.exit_code == 0, fetched.stderr
+    assert str(isolated_env / SELFIE.filename) in fetched.stdout
+    listing = {line.split()[0]: line for line in _cli("--list-models").stdout.splitlines()[1:]}
+    assert "cache" in listing["selfie"] and "yes" in listing["selfie"]
+    assert "missing" in listing["hair"]
+
+
+def test_cli_first_use_downloads_the_model(
+    server: str, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from helpers import save
+
+    monkeypatch.setenv(models.MODEL_URL_ENV, f"{server}/good")
+    photo = save(np.zeros((64, 48, 3), np.uint8), tmp_path / "photo.png")
+    result = _cli(photo, "-q")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "photo_nobg.png").is_file() and cache_listing(isolated_env) == [SELFIE.filename]
+
+
+def test_cli_model_that_cannot_be_fetched(
+    closed_port: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The multiclass model is not on this machine: its plumbing ends in one clear line, exit 1."""
+    from helpers import save
+
+    monkeypatch.setenv(models.MODEL_URL_ENV, f"http://127.0.0.1:{closed_port}")
+    photo = save(np.zeros((64, 48, 3), np.uint8), tmp_path / "photo.png")
+    result = _cli(photo, "-m", "multiclass")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "selfie_multiclass_256x256.tflite" in lines[0] and f"127.0.0.1:{closed_port}" in lines[0]
+    assert "BGREMOVE_MODEL_DIR" in lines[0]
+    assert not (tmp_path / "photo_nobg.png").exists()

@@ -1,0 +1,508 @@
+"""Videos end to end: clips made here with PyAV (with audio, VFR, rotated, odd-sized) and real clips.
+
+Outputs are decoded and checked for stream count, codecs, frame count, duration, audio and alpha.
+Real clips come from the shared data folder and skip with a reason naming it when it is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_paths import data_folder, model_file
+from helpers import iou
+from video_helpers import (
+    decode_frames,
+    flash_and_click_times,
+    inspect,
+    moving_frames,
+    write_audio_only,
+    write_clip,
+    write_flash_and_click,
+)
+
+from bgremove.config import CompositeConfig, CompositeMode, MaskConfig, OutputConfig, VideoConfig
+from bgremove.types import Frame
+
+REPO = Path(__file__).resolve().parents[1]
+FPS = 24
+
+
+@pytest.fixture(autouse=True)
+def _selfie() -> None:
+    model_file("selfie_segmenter.tflite")
+
+
+@pytest.fixture(scope="module")
+def frames_320(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    from skimage import data
+
+    return moving_frames(np.ascontiguousarray(data.astronaut()), 36, 320, 240)
+
+
+@pytest.fixture
+def clip(tmp_path: Path, frames_320: list[np.ndarray]) -> Path:
+    """1.5 s, 24 fps, 320x240 H.264 with a 1.5 s AAC stereo track."""
+    return write_clip(tmp_path / "clip.mp4", frames_320, fps=FPS, audio_seconds=1.5)
+
+
+def _leftovers(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir() if path.name.startswith(".") or path.suffix == ".part")
+
+
+def _error_lines(result) -> list[str]:  # type: ignore[no-untyped-def]
+    return [line for line in result.output.splitlines() if line.startswith("bgremove: error")]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Opaque output, audio
+
+
+def test_blur_keeps_length_rate_and_audio(run, clip: Path) -> None:
+    result = run(clip, "--blur", "45", "-q")
+    assert result.exit_code == 0, result.output
+    output = clip.with_name("clip_nobg.mp4")
+    source, facts = inspect(clip), inspect(output)
+    assert facts.container.startswith("mov,mp4")
+    assert [stream.type for stream in facts.streams] == ["video", "audio"]
+    video, audio = facts.of("video")[0], facts.of("audio")[0]
+    assert (video.codec, video.pix_fmt, video.width, video.height) == ("h264", "yuv420p", 320, 240)
+    assert video.rate == FPS and video.packets == 36
+    assert video.duration == pytest.approx(1.5, abs=1e-3)
+    assert audio.codec == "aac"
+    assert audio.packets == source.of("audio")[0].packets  # copied packet for packet, not re-encoded
+    assert audio.duration == pytest.approx(source.of("audio")[0].duration, abs=1e-3)
+    pictures, _, _ = decode_frames(output)
+    assert len(pictures) == 36
+    assert _leftovers(clip.parent) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "extension", "expected"),
+    [
+        (["--blur", "9"], ".mp4", [("video", "h264"), ("audio", "aac"), ("audio", "opus")]),  # both copied
+        (["--transparent"], ".webm", [("video", "vp9"), ("audio", "opus"), ("audio", "opus")]),  # AAC re-encoded
+        (["--format", "mov"], ".mov", [("video", "prores"), ("audio", "aac"), ("audio", "aac")]),  # Opus re-encoded
+    ],
+    ids=["mp4", "webm", "mov"],
+)
+def test_every_audio_stream_is_kept_copied_or_re_encoded(run, tmp_path: Path, frames_320, arguments, extension,
+                                                         expected) -> None:
+    source = write_clip(tmp_path / "two.mkv", frames_320[:12], audio_seconds=0.5, audio_codecs=("aac", "libopus"))
+    assert run(source, *arguments, "-q").exit_code == 0
+    facts = inspect(tmp_path / f"two_nobg{extension}")
+    assert [(stream.type, stream.codec) for stream in facts.streams] == expected
+    for stream in facts.of("audio"):
+        assert stream.duration == pytest.approx(0.5, abs=0.03)
+
+
+def test_progress_is_reported_in_frames(clip: Path) -> None:
+    from bgremove.media import InputFile
+    from bgremove.pipeline import Pipeline, plan_jobs, process_file
+
+    reports: list[tuple[str, int]] = []
+
+    class Recorder:
+        def update(self, frames: int) -> None:
+            reports.append(("update", frames))
+
+        def close(self) -> None:
+            reports.append(("close", 0))
+
+    def factory(path: Path, total: int) -> Recorder:
+        reports.append(("total", total))
+        return Recorder()
+
+    config = OutputConfig(video=VideoConfig(end=1.0))
+    with Pipeline(composite=CompositeConfig(CompositeMode.MASK)) as pipeline:
+        job = plan_jobs([InputFile(clip)], CompositeMode.MASK, config)[0]
+        result = process_file(pipeline, job, config, factory)
+    assert reports[0] == ("total", 24) and reports[-1] == ("close", 0)
+    assert sum(count for kind, count in reports if kind == "update") == result.frames == 24
+    assert result.extra["fps"] > 0
+
+
+def test_no_audio_drops_it(run, clip: Path) -> None:
+    assert run(clip, "--bg-color", "green", "--no-audio", "-q").exit_code == 0
+    assert [stream.type for stream in inspect(clip.with_name("clip_nobg.mp4")).streams] == ["video"]
+
+
+def test_start_and_end_cut_video_and_audio(run, clip: Path) -> None:
+    assert run(clip, "--desaturate", "--start", "0.5", "--end", "1.25", "-q").exit_code == 0
+    facts = inspect(clip.with_name("clip_nobg.mp4"))
+    video, audio = facts.of("video")[0], facts.of("audio")[0]
+    assert video.packets == 18  # frames 12..29 at 24 fps
+    assert video.duration == pytest.approx(0.75, abs=1e-3)
+    assert audio.duration == pytest.approx(0.75, abs=0.03)  # to the AAC packet (21 ms)
+    _, times, _ = decode_frames(clip.with_name("clip_nobg.mp4"))
+    assert times[0] == pytest.approx(0.0, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "extension", "expected"),
+    [
+        (["--blur", "9"], ".mp4", 2.0),
+        (["--blur", "9", "--start", "1.3"], ".mp4", 0.7),
+        (["--transparent", "--start", "1.3"], ".webm", 0.7),
+    ],
+    ids=["copied", "copied-cut", "re-encoded-cut"],
+)
+def test_audio_stays_in_sync(run, tmp_path: Path, arguments: list[str], extension: str, expected: float) -> None:
+    """A white frame and a click at the same moment stay together (to the millisecond)."""
+    source = write_flash_and_click(tmp_path / "sync.mp4")
+    assert run(source, "--smooth", "0", *arguments, "-q").exit_code == 0
+    flash, click = flash_and_click_times(tmp_path / f"sync_nobg{extension}")
+    assert flash == pytest.approx(expected, abs=0.021)
+    assert click == pytest.approx(flash, abs=0.002)
+
+
+def test_variable_frame_rate_timestamps_are_kept(run, tmp_path: Path, frames_320: list[np.ndarray]) -> None:
+    stamps = [0.0, 0.04, 0.08, 0.2, 0.24, 0.5, 0.54, 0.58, 0.9, 0.94, 1.0, 1.3]
+    source = write_clip(tmp_path / "vfr.mkv", frames_320[:12], timestamps=stamps, audio_seconds=1.4)
+    assert run(source, "--blur", "9", "-q").exit_code == 0
+    _, times, _ = decode_frames(tmp_path / "vfr_nobg.mp4")
+    assert times == pytest.approx(stamps, abs=1e-3)
+
+
+def test_odd_sizes_are_padded_for_h264_and_kept_for_vp9(run, tmp_path: Path, frames_320: list[np.ndarray]) -> None:
+    import cv2
+
+    odd = [cv2.resize(picture, (321, 241)) for picture in frames_320[:6]]
+    source = write_clip(tmp_path / "odd.mkv", odd, codec="ffv1")
+    assert run(source, "--bg-color", "white", "-q").exit_code == 0
+    opaque = inspect(tmp_path / "odd_nobg.mp4").of("video")[0]
+    assert (opaque.width, opaque.height) == (322, 242)
+    pictures, _, _ = decode_frames(tmp_path / "odd_nobg.mp4")
+    assert len(pictures) == 6
+    # the added column and row repeat their neighbours
+    assert np.abs(pictures[0][:, -1].astype(int) - pictures[0][:, -2]).mean() < 6
+    assert run(source, "--transparent", "--suffix", "_t", "-q").exit_code == 0
+    transparent = inspect(tmp_path / "odd_t.webm").of("video")[0]
+    assert (transparent.width, transparent.height) == (321, 241)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transparent and mask output
+
+
+def test_transparent_webm_has_real_alpha_and_opus_audio(run, clip: Path) -> None:
+    assert run(clip, "--transparent", "-q").exit_code == 0
+    output = clip.with_name("clip_nobg.webm")
+    facts = inspect(output)
+    assert facts.container.startswith("matroska")
+    assert [(stream.type, stream.codec) for stream in facts.streams] == [("video", "vp9"), ("audio", "opus")]
+    assert facts.of("audio")[0].duration == pytest.approx(1.5, abs=0.03)  # AAC cannot go in WebM: re-encoded
+    pictures, _, pix_fmt = decode_frames(output, fmt="rgba", alpha_decoder=True)
+    assert pix_fmt == "yuva420p" and len(pictures) == 36
+    alpha = pictures[18][..., 3]
+    assert alpha.min() < 20 and alpha.max() > 235  # subject and background both there
+    assert 0.1 < (alpha > 127).mean() < 0.9
+
+
+def test_transparent_mov_is_prores_4444_with_alpha(run, clip: Path) -> None:
+    assert run(clip, "--format", "mov", "--end", "0.5", "-q").exit_code == 0
+    output = clip.with_name("clip_nobg.mov")
+    facts = inspect(output)
+    video, audio = facts.of("video")[0], facts.of("audio")[0]
+    assert video.codec == "prores" and video.pix_fmt.startswith("yuva444p")
+    assert audio.codec == "aac" and audio.duration == pytest.approx(0.5, abs=0.03)
+    pictures, _, _ = decode_frames(output, fmt="rgba")
+    assert len(pictures) == 12
+    alpha = pictures[6][..., 3]
+    assert alpha.min() < 20 and alpha.max() > 235 and len(np.unique(alpha)) > 10
+
+
+def test_mask_video_is_gray(run, clip: Path) -> None:
+    assert run(clip, "--mask-only", "--end", "0.5", "-q").exit_code == 0
+    output = clip.with_name("clip_nobg.mp4")
+    planes, _, pix_fmt = decode_frames(output, fmt="yuv420p")
+    assert pix_fmt == "yuv420p" and len(planes) == 12
+    height = 240
+    luma, chroma = planes[6][:height], planes[6][height:]
+    assert np.abs(chroma.astype(int) - 128).max() <= 2
+    rgb, _, _ = decode_frames(output)
+    matte = rgb[6]
+    # chroma within 2 of neutral allows R - G up to 2.116 * 2 + 0.344 * 2 ~ 5 in the BT.601 decode
+    assert np.abs(matte[..., 0].astype(int) - matte[..., 1]).max() <= 5
+    assert luma.min() < 30 and luma.max() > 220
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rotation
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotated_clip_is_segmented_upright_and_keeps_its_rotation(run, tmp_path: Path, frames_320, rotation) -> None:
+    upright = frames_320[:8]
+    turns = rotation // 90
+    # Stored turned the other way, with a display matrix that turns it upright (counter-clockwise by
+    # `rotation`): what phones write for portrait video.
+    stored = [np.ascontiguousarray(np.rot90(picture, -turns)) for picture in upright]
+    rotated = write_clip(tmp_path / "rotated.mp4", stored, rotation=rotation)
+    plain = write_clip(tmp_path / "plain.mp4", upright)
+    assert run(rotated, plain, "--mask-only", "-q").exit_code == 0
+    facts = inspect(tmp_path / "rotated_nobg.mp4").of("video")[0]
+    assert (facts.width, facts.height) == (stored[0].shape[1], stored[0].shape[0])  # stored size, as the input
+    assert facts.rotation % 360 == pytest.approx(rotation % 360)
+    rotated_mattes, _, _ = decode_frames(tmp_path / "rotated_nobg.mp4", fmt="gray")
+    plain_mattes, _, _ = decode_frames(tmp_path / "plain_nobg.mp4", fmt="gray")
+    shown = np.rot90(rotated_mattes[4], turns)  # what a player shows
+    assert iou(shown > 127, plain_mattes[4] > 127) > 0.9
+
+
+# ---------------------------------------------------------------------------------------------------
+# Video background
+
+
+def test_video_background_loops_in_step(run, tmp_path: Path) -> None:
+    # An empty gray room (no person: the output is the background) in front of a 0.5 s background
+    # whose first half is red and second half blue.
+    room = [np.full((96, 128, 3), 90, np.uint8)] * 36
+    source = write_clip(tmp_path / "room.mp4", room)
+    colours = [(220, 20, 20)] * 6 + [(20, 20, 220)] * 6
+    background = write_clip(tmp_path / "bg.mkv", [np.full((48, 64, 3), colour, np.uint8) for colour in colours])
+    assert run(source, "--bg", background, "--smooth", "0", "-q").exit_code == 0
+    pictures, _, _ = decode_frames(tmp_path / "room_nobg.mp4")
+    assert len(pictures) == 36
+    reds = [bool(picture[..., 0].mean() > picture[..., 2].mean()) for picture in pictures]
+    assert reds == ([True] * 6 + [False] * 6) * 3
+
+
+def test_video_background_gives_images_its_first_frame(run, tmp_path: Path, astronaut_jpg: Path) -> None:
+    background = write_clip(tmp_path / "bg.mkv", [np.full((48, 64, 3), (20, 200, 20), np.uint8)] * 4)
+    assert run(astronaut_jpg, "--bg", background, "-q").exit_code == 0
+    from helpers import load
+
+    corner = load(tmp_path / "astronaut_nobg.jpg")[:20, -20:].reshape(-1, 3).mean(axis=0)
+    assert corner[1] > 150 and corner[0] < 80
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors leave nothing behind
+
+
+def _truncated_mkv(tmp_path: Path, frames: list[np.ndarray]) -> Path:
+    whole = write_clip(tmp_path / "whole.mkv", frames)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 55 // 100])
+    whole.unlink()
+    return cut
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda folder, frames: write_audio_only(folder / "song.m4a"), "no video stream (it has audio only)"),
+        (lambda folder, frames: _truncated_mkv(folder, frames), "truncated video"),
+        (lambda folder, frames: (folder / "notes.mp4").write_bytes(b"not a video at all" * 50) and folder / "notes.mp4",
+         "not an image or video bgremove can read"),
+        (lambda folder, frames: (folder / "empty.mov").write_bytes(b"") is not None and folder / "empty.mov",
+         "empty file"),
+    ],
+    ids=["audio-only", "truncated-mkv", "not-media", "empty"],
+)
+def test_broken_videos_fail_with_one_line_and_leave_nothing(run, tmp_path: Path, frames_320, make, message) -> None:
+    broken = make(tmp_path, frames_320)
+    before = sorted(path.name for path in tmp_path.iterdir())
+    result = run(broken, "--blur", "45", "-q")
+    assert result.exit_code == 1
+    errors = _error_lines(result)
+    assert len(errors) == 1 and message in errors[0] and str(broken) in errors[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == before
+
+
+def test_truncated_real_mp4_fails_while_decoding_and_leaves_nothing(run, tmp_path: Path) -> None:
+    source = data_folder("video_davis2016") / "videos" / "dance-twirl.mp4"
+    cut = tmp_path / "dance-twirl.mp4"
+    cut.write_bytes(source.read_bytes()[: source.stat().st_size // 10])
+    result = run(cut, "--blur", "45", "-q")
+    assert result.exit_code == 1
+    errors = _error_lines(result)
+    assert len(errors) == 1 and "corrupt or truncated video" in errors[0], result.output
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["dance-twirl.mp4"]
+
+
+def test_interrupt_mid_video_leaves_no_file(tmp_path: Path, clip: Path) -> None:
+    from bgremove.media import InputFile
+    from bgremove.pipeline import Pipeline, plan_jobs, process_file
+
+    config = OutputConfig()
+    with Pipeline(composite=CompositeConfig(CompositeMode.BLUR, blur=9)) as pipeline:
+        job = plan_jobs([InputFile(clip)], CompositeMode.BLUR, config)[0]
+
+        class Stop:
+            count = 0
+
+            def update(self, frames: int) -> None:
+                self.count += frames
+                if self.count == 10:
+                    raise KeyboardInterrupt
+
+            def close(self) -> None:
+                pass
+
+        with pytest.raises(KeyboardInterrupt):
+            process_file(pipeline, job, config, lambda path, total: Stop())
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "code", "message"),
+    [
+        (["--format", "png"], 1, "is a video and --format png is an image format"),
+        (["--transparent", "--format", "mp4"], 2, "cannot hold transparency"),
+        (["--format", "webm", "--format", "mov"], 2, "one image format and/or one video format"),
+        (["--start", "2", "--end", "1"], 2, "is not after --start"),
+        (["--start", "5"], 1, "past the end"),
+    ],
+)
+def test_bad_requests(run, clip: Path, arguments: list[str], code: int, message: str) -> None:
+    result = run(clip, "-q", *arguments)
+    assert result.exit_code == code
+    assert message in result.output
+    assert not clip.with_name("clip_nobg.mp4").exists()
+
+
+def test_a_folder_with_images_and_videos(run, tmp_path: Path, clip: Path, astronaut_jpg: Path) -> None:
+    result = run(tmp_path, "--bg-color", "blue", "--end", "0.5")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "clip_nobg.mp4").exists() and (tmp_path / "astronaut_nobg.jpg").exists()
+    assert "2 done" in result.output
+
+
+# ---------------------------------------------------------------------------------------------------
+# Streaming
+
+
+def test_frames_are_not_kept(clip: Path) -> None:
+    """Memory does not grow with length: at most the smoothing window of frames is alive at once."""
+    from bgremove.pipeline import Pipeline
+
+    alive = [0]
+    most = 0
+    rgb = np.full((64, 64, 3), 120, np.uint8)
+
+    def gone() -> None:
+        alive[0] -= 1
+
+    def frames():
+        for index in range(150):
+            frame = Frame(rgb=rgb.copy(), index=index, timestamp=index / 24)
+            alive[0] += 1
+            weakref.finalize(frame, gone)
+            yield frame
+
+    count = 0
+    pipeline = Pipeline(mask=MaskConfig(smooth=3), composite=CompositeConfig(CompositeMode.MASK))
+    with pipeline, pipeline.video_session() as session:
+        for _frame, _pixels in session.process(frames()):
+            count += 1
+            most = max(most, alive[0])
+    assert count == 150
+    assert most <= 2 * 3 + 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Real clips
+
+
+def test_real_mkv_clip(run, tmp_path: Path) -> None:
+    source = data_folder("videos_people") / "intel_asl_help.mkv"
+    result = run(source, "--blur", "45", "-o", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    source_facts, output = inspect(source).of("video")[0], tmp_path / "intel_asl_help_nobg.mp4"
+    facts = inspect(output).of("video")[0]
+    assert facts.packets == source_facts.packets == 58
+    assert facts.duration == pytest.approx(source_facts.duration, abs=0.002)
+    assert (facts.width, facts.height) == (640, 480)
+
+
+def test_real_clip_cut_from_the_middle(run, tmp_path: Path) -> None:
+    source = data_folder("videos_people") / "sam2_person_and_dog.mp4"
+    result = run(source, "--mask-only", "--start", "5", "--end", "6", "-o", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    facts = inspect(tmp_path / "sam2_person_and_dog_nobg.mp4")
+    assert facts.of("video")[0].packets == 30
+    assert facts.of("video")[0].duration == pytest.approx(1.0, abs=0.04)
+    assert facts.of("audio")[0].duration == pytest.approx(1.0, abs=0.03)
+    _, times, _ = decode_frames(tmp_path / "sam2_person_and_dog_nobg.mp4")
+    assert times[0] < 0.034
+
+
+def test_real_clip_with_aac_audio(run, tmp_path: Path) -> None:
+    source = data_folder("videos_people") / "sam2_coffee_hands_only.mp4"
+    result = run(source, "--bg-color", "black", "--end", "1", "-o", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    facts = inspect(tmp_path / "sam2_coffee_hands_only_nobg.mp4")
+    assert [(stream.type, stream.codec) for stream in facts.streams] == [("video", "h264"), ("audio", "aac")]
+    assert facts.of("video")[0].packets == 30
+    assert facts.of("audio")[0].duration == pytest.approx(1.0, abs=0.03)
+
+
+def test_dance_twirl_iou_video_vs_image_and_flicker(tmp_path: Path) -> None:
+    """Per-frame IoU against the DAVIS masks, VIDEO mode (smoothed and not) against IMAGE mode."""
+    import cv2
+
+    from bgremove.pipeline import Pipeline
+    from bgremove.video import VideoReader
+
+    davis = data_folder("video_davis2016")
+    mask_paths = sorted((davis / "dance-twirl" / "masks").glob("*.png"))
+    masks = [cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) > 127 for path in mask_paths]
+    clip = davis / "videos" / "dance-twirl.mp4"
+    results: dict[str, list[np.ndarray]] = {}
+    for smooth in (0, 2):
+        pipeline = Pipeline(mask=MaskConfig(smooth=smooth))
+        with pipeline, VideoReader(clip) as reader, pipeline.video_session() as session:
+            results[f"video smooth={smooth}"] = [alpha for _, alpha in session.mattes(reader.frames())]
+    with Pipeline() as pipeline, VideoReader(clip) as reader:
+        results["image"] = [pipeline.alpha(frame) for frame in reader.frames()]
+
+    def mean_iou(alphas: list[np.ndarray]) -> float:
+        return float(np.mean([iou(alpha >= 0.5, mask) for alpha, mask in zip(alphas, masks, strict=True)]))
+
+    def flicker(alphas: list[np.ndarray]) -> float:
+        return float(np.mean([np.abs(a - b).mean() for a, b in zip(alphas, alphas[1:], strict=False)]))
+
+    assert all(len(alphas) == len(masks) == 90 for alphas in results.values())
+    scores = {name: (mean_iou(alphas), flicker(alphas)) for name, alphas in results.items()}
+    for name, (score, change) in scores.items():
+        print(f"dance-twirl {name:16s} IoU {score:.4f}  flicker {change:.4f}")
+    assert scores["video smooth=0"][0] >= scores["image"][0] - 0.005
+    assert scores["video smooth=2"][0] >= scores["image"][0] - 0.005
+    assert scores["video smooth=2"][1] < scores["video smooth=0"][1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# A real process
+
+
+def test_subprocess_end_to_end(clip: Path) -> None:
+    environment = dict(os.environ, PYTHONPATH=str(REPO))
+    completed = subprocess.run(
+        [sys.executable, "-m", "bgremove", str(clip), "--blur", "45", "--end", "1"],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "1 done" in completed.stderr
+    assert "Traceback" not in completed.stderr and "XNNPACK" not in completed.stderr
+    facts = inspect(clip.with_name("clip_nobg.mp4"))
+    assert facts.of("video")[0].packets == 24 and len(facts.of("audio")) == 1
+
+
+def test_help_and_import_do_not_load_av_or_mediapipe() -> None:
+    code = (
+        "import sys, bgremove, bgremove.cli, bgremove.pipeline\n"
+        "from click.testing import CliRunner\n"
+        "CliRunner().invoke(bgremove.cli.main, ['--help'])\n"
+        "print(sorted(m for m in ('av', 'mediapipe', 'onnxruntime') if m in sys.modules))\n"
+    )
+    environment = dict(os.environ, PYTHONPATH=str(REPO))
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                               timeout=60)
+    assert completed.stdout.strip() == "[]", completed.stderr
