@@ -181,9 +181,9 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "Example: --preset medium")
 @click.option("--no-audio", is_flag=True, help="Leave the audio out of video outputs (default: every audio "
               "stream is kept, copied when the container allows). Example: --no-audio")
-@click.option("--smooth", type=click.IntRange(0, 10), default=2, show_default=True, metavar="N",
+@click.option("--smooth", type=click.IntRange(0, 10), default=3, show_default=True, metavar="N",
               help="Smooth video mattes over N frames before and after each frame to stop flicker; 0 turns "
-              "it off. Example: --smooth 3")
+              "it off, lower keeps fast motion sharper. Example: --smooth 2")
 @click.option("--start", type=click.FloatRange(min=0.0), default=0.0, metavar="SEC",
               help="Videos: begin at SEC seconds. Example: --start 12.5")
 @click.option("--end", type=click.FloatRange(min=0.0, min_open=True), default=None, metavar="SEC",

@@ -58,7 +58,7 @@ class MaskConfig:
     keep: tuple[str, ...] | None = None
     threshold: float | None = None
     feather: float = 0.0
-    smooth: int = 2
+    smooth: int = 3
 
 
 @dataclass(frozen=True)

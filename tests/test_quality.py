@@ -1,4 +1,4 @@
-"""Quality steps: zoom and flip passes, head crop, edge refinement, colour decontamination.
+"""Quality steps: zoom and flip passes, head crop, edge refinement, colour decontamination, video.
 
 Unit tests on small synthetic arrays (a fake probe stands in for the model), then a few checks on real
 labelled photos that fail if a step stops paying for itself (bench/eval.py has the full numbers).
@@ -337,3 +337,30 @@ def test_fast_and_quality_switches(tmp_path: Path, astronaut_jpg: Path, run) -> 
     assert iou(fast, best) > 0.9
     result = run(astronaut_jpg, "--fast", "--quality")
     assert result.exit_code == 2 and "--fast" in result.stderr and "--quality" in result.stderr
+
+
+def test_video_default_halves_flicker_on_the_davis_person_clip_without_losing_iou() -> None:
+    """The issue's video target, as users get it: the H.264 clip through a video session."""
+    from bgremove.config import MaskConfig
+    from bgremove.pipeline import Pipeline
+    from bgremove.video import VideoReader
+
+    model_file("selfie_segmenter.tflite")
+    davis = data_folder("video_davis2016")
+    masks = [load(path) > 127 for path in sorted((davis / "dance-twirl" / "masks").glob("*.png"))]
+    clip = davis / "videos" / "dance-twirl.mp4"
+
+    def run(refine: RefineConfig, mask: MaskConfig) -> tuple[float, float]:
+        pipeline = Pipeline(mask=mask, refine=refine)
+        with pipeline, VideoReader(clip) as reader, pipeline.video_session() as session:
+            mattes = [alpha for _, alpha in session.mattes(reader.frames())]
+        scores = [iou(alpha >= 0.5, truth) for alpha, truth in zip(mattes, masks, strict=True)]
+        changes = [np.abs(after - before).mean() for before, after in zip(mattes, mattes[1:], strict=False)]
+        return float(np.mean(scores)), float(np.mean(changes))
+
+    raw_iou, raw_flicker = run(RefineConfig.off(), MaskConfig(smooth=0))
+    default_iou, default_flicker = run(RefineConfig(), MaskConfig())
+    print(f"dance-twirl IoU, flicker: raw {raw_iou:.3f}, {raw_flicker:.4f}; "
+          f"default {default_iou:.3f}, {default_flicker:.4f}")
+    assert default_flicker <= 0.5 * raw_flicker
+    assert default_iou >= raw_iou
