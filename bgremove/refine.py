@@ -27,6 +27,9 @@ import numpy.typing as npt
 from .config import Focus, RefineConfig
 from .types import Alpha, RGBImage
 
+# A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
+MIN_CROP = 8
+
 Probe = Callable[[RGBImage], Alpha]
 """Runs a model on H x W x 3 uint8 pixels of any size and returns the foreground probability at the
 model's resolution (h x w float32 in [0, 1])."""
@@ -335,7 +338,7 @@ class Refiner:
             boxes: list[Box] = []
             for aspect in config.crop_aspects:
                 box = subject_box(estimate[0], config.margin, aspect)
-                if box is not None and box not in boxes:
+                if box is not None and min(box.width, box.height) >= MIN_CROP and box not in boxes:
                     boxes.append(box)
             if boxes:
                 estimate = zoomed_probability(rgb, probe, boxes, estimate[0], config, whole=estimate)

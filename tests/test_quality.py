@@ -132,6 +132,14 @@ def test_zoom_with_nothing_found_keeps_the_first_pass() -> None:
     assert len(probe.shapes) == 1
 
 
+def test_a_speck_is_not_zoomed_into() -> None:
+    probe = BrightProbe(size=160)
+    scene = np.zeros((160, 160, 3), np.uint8)
+    scene[80:83, 80:83] = 255  # 3 x 3 pixels: a crop of it would be all the model sees
+    Refiner(dataclasses.replace(RefineConfig(), edges=False)).probability(scene, probe)
+    assert len(probe.shapes) == 1
+
+
 def test_a_subject_that_fills_the_frame_reuses_the_first_pass() -> None:
     probe = BrightProbe()
     scene = np.full((64, 64, 3), 255, np.uint8)
