@@ -11,7 +11,7 @@ Sets (folders under the data folder, ``$BGREMOVE_DATA_DIR`` or ../shared/data):
     fullbody     fullbody_ccp        full-body street photos (masks_person), selfie model
     multiperson  multiperson_cihp    crowded scenes (5 photos), selfie model
     hair         fullbody_ccp        the same photos' masks_hair, hair model
-    davis        video_davis2016     the person clip (dance-twirl), frame by frame
+    davis        video_davis2016     the person clip (dance-twirl) as a video, smoothing radius 0-3
     composite    portrait_shen2016   colour at the edge when the background is replaced, blurred or
                                      desaturated (portraits pasted on a known background, see below)
 
@@ -21,9 +21,13 @@ against the ground truth's, a pixel counting as matched when the other outline p
 of it (a fixed 3 px at the image's own resolution, not a share of the diagonal: on these 600x800
 photos 1% of the diagonal would be 10 px and hide the edge work). *ms/image*: wall time of
 segmentation and refinement (``Pipeline.probability``; no file reading, no compositing) per image, on
-whatever machine runs this. On DAVIS: *flicker* is the mean absolute change of the soft matte between
-consecutive frames (0-1 scale, over all pixels), reported next to the ground truth's own change, which
-is real motion.
+whatever machine runs this; *CPU ms/image* the CPU time of all the process's threads for the same work,
+which a busy machine disturbs less (it adds up every thread, so it can exceed the wall time).
+
+DAVIS: the H.264 clip through a video session as ``bgremove clip.mp4`` runs it (times include decoding
+and smoothing). *flicker* is the mean absolute change of the soft matte between consecutive frames (0-1
+scale, over all pixels), shown next to the ground truth's own change, which is real motion; *jitter*
+the mean absolute second difference; *temporal error* the change the truth's motion does not explain.
 
 Composite: each portrait F is pasted with its ground-truth mask (softened by a 1 px Gaussian: alpha)
 on a photo background A, I = alpha F + (1 - alpha) A; bgremove then processes I in each mode, and the
@@ -34,13 +38,15 @@ the outline, where halos and bleeding live.
 
 Variants (refinement steps of ``RefineConfig``, each toggled on its own so that the table shows what
 each one is worth): raw (the model's own mask: one pass, bilinear to frame size), flip, zoom,
-zoom+flip, edges, default (what bgremove does with no option), quality (``--quality``).
+zoom+flip, edges, default (what bgremove does with no option), quality (``--quality``). Hair: raw, flip,
+head crop (no flip), default. DAVIS: raw and default.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import os
 import sys
 import time
@@ -133,12 +139,14 @@ class Scores:
     ious: list[float] = dataclasses.field(default_factory=list)
     boundaries: list[float] = dataclasses.field(default_factory=list)
     seconds: list[float] = dataclasses.field(default_factory=list)
+    cpu_seconds: list[float] = dataclasses.field(default_factory=list)
 
-    def add(self, probability: np.ndarray, truth: np.ndarray, seconds: float) -> None:
+    def add(self, probability: np.ndarray, truth: np.ndarray, seconds: float, cpu_seconds: float) -> None:
         predicted = probability >= 0.5
         self.ious.append(iou(predicted, truth))
         self.boundaries.append(boundary_f(predicted, truth))
         self.seconds.append(seconds)
+        self.cpu_seconds.append(cpu_seconds)
 
     def row(self) -> list[str]:
         return [
@@ -147,6 +155,7 @@ class Scores:
             f"{np.percentile(self.ious, 10):.3f}",
             f"{np.mean(self.boundaries):.3f}",
             f"{1000 * np.mean(self.seconds):.0f}",
+            f"{1000 * np.mean(self.cpu_seconds):.0f}",
         ]
 
 
@@ -172,10 +181,11 @@ def labelled_pairs(labelled: LabelledSet, limit: int | None) -> list[tuple[str, 
     return pairs
 
 
-def timed(pipeline: Pipeline, frame: Frame) -> tuple[np.ndarray, float]:
-    started = time.perf_counter()
+def timed(pipeline: Pipeline, frame: Frame) -> tuple[np.ndarray, float, float]:
+    """The probability, the wall time it took and the CPU time of all the process's threads."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     probability = pipeline.probability(frame)
-    return probability, time.perf_counter() - started
+    return probability, time.perf_counter() - started, time.process_time() - cpu_started
 
 
 def open_pipeline(model: str, refine: RefineConfig, warm_up: Frame) -> Pipeline:
@@ -187,7 +197,7 @@ def open_pipeline(model: str, refine: RefineConfig, warm_up: Frame) -> Pipeline:
 # --- evaluations --------------------------------------------------------------------------------------
 
 Row = list[str]
-HEADER = ["set", "model", "variant", "images", "mean IoU", "IoU p10", "boundary F", "ms/image"]
+HEADER = ["set", "model", "variant", "images", "mean IoU", "IoU p10", "boundary F", "ms/image", "CPU ms/image"]
 
 
 def evaluate_set(labelled: LabelledSet, variants: dict[str, RefineConfig], limit: int | None) -> Iterator[Row]:
@@ -196,8 +206,8 @@ def evaluate_set(labelled: LabelledSet, variants: dict[str, RefineConfig], limit
         scores = Scores()
         with open_pipeline(labelled.model, refine, pairs[0][1]) as pipeline:
             for _, frame, truth in pairs:
-                probability, seconds = timed(pipeline, frame)
-                scores.add(probability, truth, seconds)
+                probability, seconds, cpu_seconds = timed(pipeline, frame)
+                scores.add(probability, truth, seconds, cpu_seconds)
         yield [labelled.name, labelled.model, variant, *scores.row()]
 
 
@@ -234,7 +244,7 @@ def evaluate_davis(variants: dict[str, RefineConfig], limit: int | None) -> Iter
     mask_paths = sorted((folder / DAVIS_CLIP / "masks").glob("*.png"))[:limit]
     truths = [np.asarray(Image.open(path).convert("L")) > 127 for path in mask_paths]
     flicker, jitter = _flicker_and_jitter([truth.astype(np.float32) for truth in truths])
-    yield [f"davis {DAVIS_CLIP}", "-", "ground truth", "-", str(len(truths)), "1", "1", "1", "-",
+    yield [f"davis {DAVIS_CLIP}", "-", "ground truth", "-", str(len(truths)), "1", "1", "1", "-", "-",
            f"{flicker:.4f}", f"{jitter:.4f}", "0"]
     for variant, refine in variants.items():
         for smooth in DAVIS_SMOOTHING:
@@ -242,13 +252,13 @@ def evaluate_davis(variants: dict[str, RefineConfig], limit: int | None) -> Iter
             mattes: list[np.ndarray] = []
             pipeline = Pipeline(SegmenterConfig("selfie"), MaskConfig(smooth=smooth), refine=refine)
             with pipeline, VideoReader(clip) as reader, pipeline.video_session() as session:
-                frames = (frame for frame in reader.frames() if frame.index < len(truths))
-                started = time.perf_counter()
+                frames = itertools.takewhile(lambda frame: frame.index < len(truths), reader.frames())
+                started, cpu_started = time.perf_counter(), time.process_time()
                 for frame, alpha in session.mattes(frames):
-                    seconds = time.perf_counter() - started
-                    scores.add(alpha, truths[frame.index], seconds)
+                    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+                    scores.add(alpha, truths[frame.index], seconds, cpu_seconds)
                     mattes.append(alpha)
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.process_time()
             flicker, jitter = _flicker_and_jitter(mattes)
             drift = _temporal_error(mattes, truths)
             yield [f"davis {DAVIS_CLIP}", "selfie", variant, str(smooth), *scores.row(),
