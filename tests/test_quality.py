@@ -189,6 +189,17 @@ def test_refine_edges_moves_the_outline_onto_the_colour_edge() -> None:
     assert ((probability >= 0.5).sum(axis=1) == 68).all()  # the model alone was 8 columns off
 
 
+def test_refine_edges_of_a_huge_photo_works_on_a_reduced_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bgremove.refine
+
+    monkeypatch.setattr(bgremove.refine, "EDGES_LONG_SIDE", 60)  # the 120-pixel photo counts as huge
+    rgb, probability = _coarse_edge_case()
+    refined = refine_edges(rgb, probability, scale=6.0)
+    assert refined.shape == probability.shape and refined.min() >= 0.0 and refined.max() <= 1.0
+    crossing = (refined >= 0.5).sum(axis=1)
+    assert np.all(np.abs(crossing - 60) <= 3), crossing  # within a reduced pixel and a half
+
+
 def test_refine_edges_leaves_pixels_far_from_the_outline_alone() -> None:
     rgb, probability = _coarse_edge_case()
     refined = refine_edges(rgb, probability, scale=3.0)
@@ -222,6 +233,17 @@ def test_estimate_colours_recovers_the_subject_and_background_colours_at_the_edg
     assert np.abs(background[mixed].astype(int) - GREEN).max() <= 12
     assert np.array_equal(foreground[alpha >= 1], frame.rgb[alpha >= 1])
     assert np.array_equal(background[alpha <= 0], frame.rgb[alpha <= 0])
+
+
+def test_colours_of_a_huge_photo_come_from_a_reduced_copy(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bgremove.compose
+
+    monkeypatch.setattr(bgremove.compose, "COLOUR_LONG_SIDE", 50)
+    frame, alpha = _fringe_scene()
+    foreground, background = estimate_colours(frame.rgb, alpha)
+    mixed = (alpha > 0.1) & (alpha < 0.9)
+    assert np.abs(foreground[mixed].astype(int) - RED).max() <= 20
+    assert np.abs(background[mixed].astype(int) - GREEN).max() <= 20
 
 
 @pytest.mark.parametrize("mode", [CompositeMode.COLOR, CompositeMode.TRANSPARENT])
