@@ -103,7 +103,7 @@ Examples:
   bgremove photo.jpg --bg-color white      # white background
   bgremove photo.jpg --blur 45             # blurred background
   bgremove shots/ -r --mask-only -o masks/ # mattes for a whole tree
-  bgremove shots/ --fast                   # about 5x quicker, coarser edges
+  bgremove shots/ --fast                   # 1.5-3x quicker, coarser edges
   bgremove dog.jpg -m deeplab --keep dog   # keep the dog, not the person
   bgremove dog.jpg -m deeplab-onnx --keep dog --device auto   # same on ONNX Runtime
   bgremove talk.mp4 --blur 45              # talk_nobg.mp4, H.264, audio kept
