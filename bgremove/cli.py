@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import time
@@ -124,7 +125,8 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+# readable=False: an unreadable file is that file's failure, not a usage error that stops the batch
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path, readable=False))
 @click.option("-m", "--model", default="selfie", show_default=True, metavar="NAME|PATH",
               help="Segmentation model: selfie, selfie-landscape, hair, multiclass, deeplab, deeplab-onnx, "
               "or a .tflite/.onnx file. Example: -m deeplab")
@@ -230,6 +232,8 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
                           start=options["start"], end=options["end"]),
     )
     _check_output_format(composite.mode, output.format, output.video_format)
+    if "/" in output.suffix or os.sep in output.suffix or "\0" in output.suffix:
+        raise click.BadParameter("must be part of a file name, without '/'", param_hint="'--suffix'")
     if not output.suffix and output.output_dir is None:
         raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
     if options["fast"] and options["quality"]:

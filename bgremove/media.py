@@ -75,8 +75,8 @@ def probe_image(path: Path) -> ImageInfo:
         raise UnsupportedMedia(f"{path}: not an image bgremove can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as error:
         raise UnsupportedMedia(f"{path}: image too large to process safely ({_reason(error)})") from None
-    except OSError as error:
-        raise UnsupportedMedia(f"{path}: cannot read: {_reason(error)}") from None
+    except OSError as error:  # the header itself is cut short or damaged
+        raise UnsupportedMedia(f"{path}: corrupt or truncated image ({_reason(error)})") from None
 
 
 def _check_readable_file(path: Path) -> None:
