@@ -235,7 +235,7 @@ def refine_edges(
         # pixels coarse on an 8K frame; this one is 4)
         size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
         small_probability = upsample(probability, *size)
-        small_rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        small_rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
         change = refine_edges(
             small_rgb, small_probability, scale * shrink, band_factor=band_factor, strength=strength,
             smoothing=smoothing, matte_radius=matte_radius, matte_eps=matte_eps,
