@@ -11,7 +11,7 @@ the frames before) starts a new window, so nothing is averaged across it.
 Measured on the DAVIS ``dance-twirl`` clip with the selfie model (``bench/flicker.py``), radius 2 cut the
 mean frame-to-frame change of alpha by about half and raised per-frame IoU slightly; a plain Gaussian,
 a box, a 3-frame median and a motion-guided variant each did worse on flicker, on error near the
-subject, or both. The numbers are in docs/README-video.md. With the refined matte (refine.py) radius 2
+subject, or both. The numbers are in README.md (Video, Quality). With the refined matte (refine.py) radius 2
 cut it by 44% and radius 3 by 56% against the raw model, per-frame IoU +8.5 points either way, so the
 default is 3 (``bench/eval.py --sets davis``; docs/README-quality.md).
 
