@@ -9,13 +9,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..config import SegmenterConfig
 from ..errors import ModelUnavailable
 from ..models import ModelSpec
 from ..types import Frame, Segmentation
+from . import shrink_for_model
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,7 @@ class MediaPipeSegmenter:
             if scale >= 1:
                 return rgb
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        if size == (width, height):
-            return rgb
-        shrinking = size[0] < width and size[1] < height
-        return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+        return shrink_for_model(rgb, *size)
 
     def segment(self, frame: Frame) -> Segmentation:
         import mediapipe as mp

@@ -1,0 +1,36 @@
+"""What the backends share: the frame shrunk to the model's input."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bgremove.segmenters import shrink_for_model
+
+
+@pytest.mark.parametrize(
+    ("frame_size", "target"),
+    [
+        ((1280, 720), (256, 256)),
+        ((1920, 1080), (256, 144)),
+        ((4001, 2999), (257, 257)),  # odd sizes, many halvings
+        ((600, 800), (512, 512)),  # less than twice the target: one area step
+        ((300, 200), (512, 512)),  # enlarging
+        ((2000, 300), (256, 256)),  # shrinking one axis, enlarging the other
+        ((256, 256), (256, 256)),
+    ],
+)
+def test_shrink_for_model_gives_the_target_size_and_nearly_the_area_average(
+    frame_size: tuple[int, int], target: tuple[int, int], astronaut: np.ndarray
+) -> None:
+    rgb = np.ascontiguousarray(cv2.resize(astronaut, frame_size, interpolation=cv2.INTER_CUBIC))
+    small = shrink_for_model(rgb, *target)
+    assert small.shape == (target[1], target[0], 3) and small.dtype == np.uint8
+    shrinking = target[0] <= frame_size[0] and target[1] <= frame_size[1]
+    reference = cv2.resize(rgb, target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    assert np.abs(small.astype(int) - reference).mean() < 1.0
+
+
+def test_shrink_for_model_returns_a_frame_of_the_right_size_as_it_is(astronaut: np.ndarray) -> None:
+    assert shrink_for_model(astronaut, astronaut.shape[1], astronaut.shape[0]) is astronaut
