@@ -347,6 +347,7 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
+    from .stages import Drain, Prefetch
     from .video import VIDEO_FORMATS, VideoReader, open_video_writer
 
     info, output = job.video, job.output
@@ -364,9 +365,12 @@ def _process_video(
             pipeline.video_session(start=cut.start) as session,
             VideoReader(job.input.path, info) as reader,
             open_video_writer(output, VIDEO_FORMATS[job.format], info, mode, cut) as writer,
+            # decoding runs ahead and encoding behind, each in a thread of its own
+            Prefetch(reader.frames(cut.start, cut.end), name="bgremove-decode") as decoded,
+            Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
         ):
-            for frame, pixels in session.process(reader.frames(cut.start, cut.end)):
-                writer.write(pixels, frame)
+            for frame, pixels in session.process(decoded):
+                encoder.put((pixels, frame))
                 frames += 1
                 if bar is not None:
                     bar.update(1)
