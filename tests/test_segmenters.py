@@ -34,3 +34,24 @@ def test_shrink_for_model_gives_the_target_size_and_nearly_the_area_average(
 
 def test_shrink_for_model_returns_a_frame_of_the_right_size_as_it_is(astronaut: np.ndarray) -> None:
     assert shrink_for_model(astronaut, astronaut.shape[1], astronaut.shape[0]) is astronaut
+
+
+def test_mediapipe_is_imported_without_its_plotting_and_audio_modules() -> None:
+    import subprocess
+    import sys
+
+    pytest.importorskip("mediapipe")
+    script = """
+import sys
+from bgremove.segmenters.mediapipe_tasks import _import_mediapipe
+BaseOptions, vision = _import_mediapipe()
+assert vision.ImageSegmenter is not None
+pyplot = sys.modules.get("matplotlib.pyplot")
+assert pyplot is None or type(pyplot).__name__ == "_LazyModule", type(pyplot)
+assert "sounddevice" not in sys.modules or type(sys.modules["sounddevice"]).__name__ != "_LazyModule"
+if pyplot is not None:
+    import matplotlib.pyplot as plt  # still usable: loads on first use
+    assert callable(plt.figure) and type(sys.modules["matplotlib.pyplot"]).__name__ == "module"
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
