@@ -344,6 +344,10 @@ class VideoReader:
         self._stream.codec_context.thread_count = decoder_threads()
         self.frames_read = 0
         self._reformatter: Any = None
+        # The turn that shows frames upright, as probed from the first frame. Reading each frame's own
+        # display matrix would make PyAV cache its side data on the frame, a reference cycle that only
+        # the cyclic GC frees: hundreds of decoded frames (500 MB at 1080p) stayed alive between runs.
+        self._turns = (self.info.rotation // 90) % 4
 
     def frames(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
         """Frames whose timestamp t satisfies ``start <= t < end`` (``end`` None: to the last frame)."""
@@ -413,9 +417,8 @@ class VideoReader:
             # to_ndarray(format=...) does) starts and stops a pool of threads every frame, 2.4 times the CPU.
             self._reformatter = VideoReformatter()
         rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
-        turns = _quarter_turns(decoded)
-        if turns:
-            rgb = np.rot90(rgb, turns)
+        if self._turns:
+            rgb = np.rot90(rgb, self._turns)
         frame = Frame(rgb=np.ascontiguousarray(rgb), index=self.frames_read, timestamp=timestamp, duration=duration)
         self.frames_read += 1
         return frame
