@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -344,6 +344,9 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
     return max(0, min(info.frames, math.ceil((stop - start) * float(info.fps) - 1e-6)))
 
 
+_NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
+
+
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
@@ -370,7 +373,8 @@ def _process_video(
             Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
         ):
             for frame, pixels in session.process(decoded):
-                encoder.put((pixels, frame))
+                # the encoder needs the frame's timing, not its decoded pixels: those are freed now
+                encoder.put((pixels, replace(frame, rgb=_NO_PIXELS, alpha=None)))
                 frames += 1
                 if bar is not None:
                     bar.update(1)

@@ -2,7 +2,7 @@
 
 Decoding (PyAV), segmentation (MediaPipe), compositing (OpenCV) and encoding (PyAV) spend their time in
 native code that releases the GIL, so a thread on each side lets the three overlap on a multi-core
-machine. Queues are bounded (a few frames), so memory stays flat however long the video is.
+machine. Queues are bounded (two frames each), so memory stays flat however long the video is.
 
 Errors keep their meaning: an exception raised by the source or the consumer in its thread comes out in
 the caller's thread as the same exception object (the CLI reports it as the same one-line error). When
@@ -25,13 +25,14 @@ _POLL = 0.05
 
 
 class Prefetch(Generic[Item]):
-    """Iterates ``source`` in a thread, at most ``depth`` items ahead of the consumer.
+    """Iterates ``source`` in a thread, at most ``depth`` items ahead of the consumer (two is enough to
+    keep both sides busy; each item more is a frame more in memory).
 
     An exception from ``source`` is raised by ``__next__`` where its item would have come. ``close``
     (also at the end of a ``with`` block) stops the thread and closes ``source`` if it is a generator.
     """
 
-    def __init__(self, source: Iterable[Item], depth: int = 3, name: str = "bgremove-prefetch") -> None:
+    def __init__(self, source: Iterable[Item], depth: int = 2, name: str = "bgremove-prefetch") -> None:
         self._source = iter(source)
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
@@ -110,7 +111,7 @@ class Drain(Generic[Item]):
     still queued (``abort``).
     """
 
-    def __init__(self, consume: Callable[[Item], object], depth: int = 3, name: str = "bgremove-drain") -> None:
+    def __init__(self, consume: Callable[[Item], object], depth: int = 2, name: str = "bgremove-drain") -> None:
         self._consume = consume
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()

@@ -77,7 +77,7 @@ class CutDetector:
 
 @dataclass
 class _Entry(Generic[Item]):
-    item: Item
+    item: Item | None  # None once handed out: the past is kept for its probabilities only
     weighted: Alpha  # confidence * probability
     confidence: Alpha
     scene: int
@@ -133,7 +133,8 @@ class TemporalSmoother(Generic[Item]):
             later = len(self._window) - 1 - self._next
             if not (final or later >= self.radius or self._window[-1].scene != entry.scene):
                 return
-            yield entry.item, self._smoothed(self._next)
+            item, entry.item = entry.item, None  # a frame and its pixels are not kept after they leave
+            yield item, self._smoothed(self._next)  # type: ignore[misc]
             self._next += 1
             while self._next > self.radius:  # keep `radius` frames of the past, no more
                 self._window.popleft()
