@@ -187,7 +187,7 @@ def test_decoded_frames_are_freed_without_the_cyclic_gc(tmp_path, frames_160) ->
             for frame in reader.frames():
                 assert frame.rgb.shape == (160, 120, 3)  # turned upright
                 count += 1
-            alive = sum(isinstance(thing, av.VideoFrame) for thing in gc.get_objects())
+            alive = sum(type(thing) is av.VideoFrame for thing in gc.get_objects())
     finally:
         gc.enable()
     assert count == 48 and alive <= 4

@@ -73,26 +73,22 @@ class _LazyFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-# What ``import mediapipe`` pulls in for its drawing helpers and audio tasks, which segmentation never
-# uses: matplotlib.pyplot (0.25 s here) and sounddevice (0.1 s, failing when PortAudio is missing).
-_UNUSED_BY_SEGMENTATION = ("matplotlib.pyplot", "sounddevice")
+# What ``import mediapipe`` pulls in for its drawing helpers, which segmentation never uses:
+# matplotlib.pyplot, 0.25 s here. (sounddevice, for its audio tasks, costs 0.1 s more but stays: where
+# PortAudio is missing its import fails, which MediaPipe expects, and a lazy module would fail later
+# instead, wherever anything looked at it.)
+_UNUSED_BY_SEGMENTATION = ("matplotlib.pyplot",)
 
 
 def _import_mediapipe() -> tuple[Any, Any]:
     """MediaPipe Tasks' ``BaseOptions`` and ``vision``, imported with the modules segmentation does not
-    need made lazy: 0.65 -> 0.25 s. A lazy module loads as usual the first time anyone uses it; a sounddevice that was
-    never used is taken out of ``sys.modules`` again, so a later ``import sounddevice`` is a real one."""
-    names = {name for name in _UNUSED_BY_SEGMENTATION if name not in sys.modules}
-    finder = _LazyFinder(names)
+    need made lazy: 0.65 -> 0.4 s. A lazy module loads as usual the first time anyone uses it."""
+    finder = _LazyFinder({name for name in _UNUSED_BY_SEGMENTATION if name not in sys.modules})
     sys.meta_path.insert(0, finder)
     try:
         from mediapipe.tasks.python import BaseOptions, vision
     finally:
         sys.meta_path.remove(finder)
-    if "sounddevice" in names:
-        module = sys.modules.get("sounddevice")
-        if module is not None and isinstance(module, importlib.util._LazyModule):  # never used
-            del sys.modules["sounddevice"]
     return BaseOptions, vision
 
 
