@@ -114,8 +114,9 @@ def read_image(path: Path) -> tuple[Frame, ImageInfo]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 opened.load()
-                image = ImageOps.exif_transpose(opened) or opened
-                rgb, alpha = _split_channels(image)
+                # in place: the default copies the whole picture even when it needs no turn
+                ImageOps.exif_transpose(opened, in_place=True)
+                rgb, alpha = _split_channels(opened)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise UnsupportedMedia(f"{path}: corrupt or truncated image ({_reason(error)})") from None
     except Image.DecompressionBombError as error:
@@ -137,7 +138,8 @@ def _split_channels(image: object) -> tuple[RGBImage, npt.NDArray[np.uint8] | No
     if has_alpha:
         rgba = np.asarray(image.convert("RGBA"))
         return np.ascontiguousarray(rgba[..., :3]), np.ascontiguousarray(rgba[..., 3])
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"))), None
+    rgb = image if mode == "RGB" else image.convert("RGB")  # convert() copies even to the same mode
+    return np.ascontiguousarray(np.asarray(rgb)), None
 
 
 def read_background(path: Path) -> RGBImage:
@@ -234,18 +236,39 @@ def _umask() -> int:
     return current
 
 
+def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
+    """PNG bytes of RGB, RGBA or gray pixels: zlib level 1 with the Up filter on every row.
+
+    Pillow's level 6 (adaptive filters) took 3.0 s for a 12 MP RGBA cut-out; OpenCV's libpng with these
+    settings takes 0.36 s for files about a fifth larger (11.7 MB instead of 9.7), the same size as
+    OpenCV's own default (level 1, adaptive filters), which is slower. Lossless either way.
+    """
+    import cv2
+
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels), [
+        cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
+    if not ok:
+        raise OutputError(f"cannot encode a {pixels.shape} image as PNG")
+    return encoded.tobytes()
+
+
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
     """Write RGB, RGBA or gray pixels atomically as ``fmt``."""
     from PIL import Image
 
+    if fmt == "PNG":
+        encoded = _encode_png(pixels)
+        with atomic_output(path) as temporary:
+            temporary.write_bytes(encoded)
+        return
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options: dict[str, object] = {}
     if fmt == "JPEG":
         options = {"quality": jpeg_quality, "subsampling": 0 if jpeg_quality >= 90 else 2}
     elif fmt == "WEBP":
         options = {"quality": 90, "method": 4}
-    elif fmt == "PNG":
-        options = {"compress_level": 6}
     elif fmt == "GIF":
         image = image.convert("P", palette=Image.Palette.ADAPTIVE) if image.mode == "RGB" else image
     with atomic_output(path) as temporary:

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -423,9 +423,13 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
     return max(0, min(info.frames, math.ceil((stop - start) * float(info.fps) - 1e-6)))
 
 
+_NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
+
+
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
+    from .stages import Drain, Prefetch
     from .video import VIDEO_FORMATS, VideoReader, open_video_writer
 
     info, output = job.video, job.output
@@ -443,9 +447,13 @@ def _process_video(
             pipeline.video_session(start=cut.start) as session,
             VideoReader(job.input.path, info) as reader,
             open_video_writer(output, VIDEO_FORMATS[job.format], info, mode, cut) as writer,
+            # decoding runs ahead and encoding behind, each in a thread of its own
+            Prefetch(reader.frames(cut.start, cut.end), name="bgremove-decode") as decoded,
+            Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
         ):
-            for frame, pixels in session.process(reader.frames(cut.start, cut.end)):
-                writer.write(pixels, frame)
+            for frame, pixels in session.process(decoded):
+                # the encoder needs the frame's timing, not its decoded pixels: those are freed now
+                encoder.put((pixels, replace(frame, rgb=_NO_PIXELS, alpha=None)))
                 frames += 1
                 if bar is not None:
                     bar.update(1)

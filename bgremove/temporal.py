@@ -47,7 +47,9 @@ _THUMBNAIL = (32, 32)
 
 def thumbnail(rgb: RGBImage) -> npt.NDArray[np.float32]:
     """A 32 x 32 gray float32 picture of the frame, for cut detection."""
-    small = cv2.resize(rgb, _THUMBNAIL, interpolation=cv2.INTER_AREA)
+    from .segmenters import shrink_for_model
+
+    small = shrink_for_model(rgb, *_THUMBNAIL)  # area averages, without OpenCV's slow fractional path
     return np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), dtype=np.float32)
 
 
@@ -77,7 +79,7 @@ class CutDetector:
 
 @dataclass
 class _Entry(Generic[Item]):
-    item: Item
+    item: Item | None  # None once handed out: the past is kept for its probabilities only
     weighted: Alpha  # confidence * probability
     confidence: Alpha
     scene: int
@@ -133,7 +135,8 @@ class TemporalSmoother(Generic[Item]):
             later = len(self._window) - 1 - self._next
             if not (final or later >= self.radius or self._window[-1].scene != entry.scene):
                 return
-            yield entry.item, self._smoothed(self._next)
+            item, entry.item = entry.item, None  # a frame and its pixels are not kept after they leave
+            yield item, self._smoothed(self._next)  # type: ignore[misc]
             self._next += 1
             while self._next > self.radius:  # keep `radius` frames of the past, no more
                 self._window.popleft()

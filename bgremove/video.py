@@ -343,6 +343,11 @@ class VideoReader:
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = decoder_threads()
         self.frames_read = 0
+        self._reformatter: Any = None
+        # The turn that shows frames upright, as probed from the first frame. Reading each frame's own
+        # display matrix would make PyAV cache its side data on the frame, a reference cycle that only
+        # the cyclic GC frees: hundreds of decoded frames (500 MB at 1080p) stayed alive between runs.
+        self._turns = (self.info.rotation // 90) % 4
 
     def frames(self, start: float = 0.0, end: float | None = None) -> Iterator[Frame]:
         """Frames whose timestamp t satisfies ``start <= t < end`` (``end`` None: to the last frame)."""
@@ -405,10 +410,15 @@ class VideoReader:
             )
 
     def _to_frame(self, decoded: Any, timestamp: float, duration: float) -> Frame:
-        rgb = decoded.to_ndarray(format="rgb24")
-        turns = _quarter_turns(decoded)
-        if turns:
-            rgb = np.rot90(rgb, turns)
+        if self._reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            # One reformatter for the whole video keeps its swscale context: a new one per frame (what
+            # to_ndarray(format=...) does) starts and stops a pool of threads every frame, 2.4 times the CPU.
+            self._reformatter = VideoReformatter()
+        rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
+        if self._turns:
+            rgb = np.rot90(rgb, self._turns)
         frame = Frame(rgb=np.ascontiguousarray(rgb), index=self.frames_read, timestamp=timestamp, duration=duration)
         self.frames_read += 1
         return frame
@@ -502,6 +512,55 @@ def pad_to_even(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
         return pixels
     padding = [(0, pad_bottom), (0, pad_right)] + [(0, 0)] * (pixels.ndim - 2)
     return np.pad(pixels, padding, mode="edge")
+
+
+def _bt709_limited(channels: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """``cv2.transform`` matrices from R'G'B'(A) 0-255 to BT.709 limited range: Y' (16-235) and
+    Cb, Cr (16-240), the last column the offset; an alpha channel gets no weight."""
+    red, blue = 0.2126, 0.0722
+    green = 1.0 - red - blue
+    luma = np.zeros((1, channels + 1), np.float32)
+    luma[0, :3] = np.array([red, green, blue]) * 219.0 / 255.0
+    luma[0, -1] = 16.0
+    chroma = np.zeros((2, channels + 1), np.float32)
+    chroma[0, :3] = np.array([-red, -green, 1.0 - blue]) / (2.0 * (1.0 - blue)) * 224.0 / 255.0
+    chroma[1, :3] = np.array([1.0 - red, -green, -blue]) / (2.0 * (1.0 - red)) * 224.0 / 255.0
+    chroma[:, -1] = 128.0
+    return luma, chroma
+
+
+_BT709 = {channels: _bt709_limited(channels) for channels in (3, 4)}
+
+
+def _fill_plane(plane: Any, pixels: npt.NDArray[np.uint8]) -> None:
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    rows[:, : plane.width] = pixels
+
+
+def yuv420_frame(pixels: npt.NDArray[np.uint8]) -> Any:
+    """RGB (H x W x 3) or RGBA (H x W x 4) uint8 with even sizes -> a BT.709 limited-range ``yuv420p``
+    or ``yuva420p`` VideoFrame, the alpha channel copied as it is.
+
+    FFmpeg's swscale has no fast path from RGB to BT.709 YUV: it took 5-6 ms for a 720p frame here,
+    this 2.7 ms (Y' from every pixel, Cb and Cr from the 2 x 2 averages). It agrees with swscale to 1
+    level on Y' and 0.1 on average on Cb and Cr (chroma sited at the centre of each 2 x 2 block).
+    """
+    import av
+    import cv2
+
+    height, width, channels = pixels.shape
+    luma, chroma = _BT709[channels]
+    frame = av.VideoFrame(width, height, "yuva420p" if channels == 4 else "yuv420p")
+    _fill_plane(frame.planes[0], cv2.transform(pixels, luma))
+    averages = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    blue_difference, red_difference = cv2.split(cv2.transform(averages, chroma))
+    _fill_plane(frame.planes[1], blue_difference)
+    _fill_plane(frame.planes[2], red_difference)
+    if channels == 4:
+        _fill_plane(frame.planes[3], pixels[..., 3])
+    frame.colorspace = 1  # BT.709
+    frame.color_range = 1  # limited ("tv")
+    return frame
 
 
 def _x264_options(config: VideoConfig) -> dict[str, str]:
@@ -752,13 +811,17 @@ class VideoWriter:
         if self._pad:
             pixels = pad_to_even(pixels)
         pixels = np.ascontiguousarray(pixels)
-        if pixels.ndim == 2:
-            source = av.VideoFrame.from_ndarray(pixels, format="gray")
-        elif pixels.shape[2] == 4:
-            source = av.VideoFrame.from_ndarray(pixels, format="rgba")
+        if pixels.ndim == 3 and self._pix_fmt == ("yuva420p" if pixels.shape[2] == 4 else "yuv420p") \
+                and pixels.shape[0] % 2 == 0 and pixels.shape[1] % 2 == 0:
+            encoded = yuv420_frame(pixels)
         else:
-            source = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        encoded = source.reformat(format=self._pix_fmt, dst_colorspace=self._colorspace)
+            if pixels.ndim == 2:
+                source = av.VideoFrame.from_ndarray(pixels, format="gray")
+            elif pixels.shape[2] == 4:
+                source = av.VideoFrame.from_ndarray(pixels, format="rgba")
+            else:
+                source = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            encoded = source.reformat(format=self._pix_fmt, dst_colorspace=self._colorspace)
         time_base = self.info.time_base
         pts = int(round((frame.timestamp - self.config.start) / time_base))
         if self._last_pts is not None and pts <= self._last_pts:

@@ -119,3 +119,36 @@ def test_blend_is_exact_at_alpha_0_and_1_and_stays_in_range(shape, data) -> None
     low = np.minimum(foreground, background).astype(int)
     high = np.maximum(foreground, background).astype(int)
     assert np.all(out >= low) and np.all(out <= high)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    data=st.data(),
+)
+def test_blend_is_within_one_level_of_the_exact_mix(shape, data) -> None:
+    foreground = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    background = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
+    exact = foreground * alpha[..., None].astype(np.float64) + background * (1.0 - alpha[..., None].astype(np.float64))
+    assert np.abs(blend(foreground, background, alpha).astype(np.float64) - exact).max() <= 1.0
+
+
+@pytest.mark.parametrize("kernel", [15, 45, 99])
+def test_blur_at_reduced_size_matches_the_full_size_blur(
+    kernel: int, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import cv2
+
+    from bgremove import compose
+
+    rgb = np.ascontiguousarray(cv2.resize(astronaut, (641, 481)))  # odd sizes: the shrink pads
+    alpha = np.zeros(rgb.shape[:2], np.float32)
+    cv2.ellipse(alpha, (320, 330), (130, 170), 0, 0, 360, 1.0, -1)
+    alpha = cv2.GaussianBlur(alpha, (9, 9), 0)
+    reduced = background_blur(rgb, alpha, kernel)
+    monkeypatch.setattr(compose, "_shrink_factor", lambda sigma: 1)
+    full = background_blur(rgb, alpha, kernel)
+    difference = np.abs(reduced.astype(int) - full.astype(int))[alpha < 0.01]
+    assert reduced.shape == rgb.shape and reduced.dtype == np.uint8
+    assert np.percentile(difference, 99) <= 1 and difference.mean() < 0.5

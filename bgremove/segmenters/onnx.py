@@ -32,13 +32,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
 from ..errors import ModelUnavailable, UsageProblem
 from ..types import Frame, Segmentation
+from . import shrink_for_model
 
 if TYPE_CHECKING:
     from ..config import SegmenterConfig
@@ -371,12 +371,7 @@ class OnnxSegmenter:
     def _preprocess(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating[Any]]:
         """The frame resized to the model input and normalised for its layout, as a batch of one."""
         height, width = self.input_size(rgb.shape[0], rgb.shape[1])
-        if (height, width) != rgb.shape[:2]:
-            shrinking = height <= rgb.shape[0] and width <= rgb.shape[1]
-            # INTER_AREA averages when shrinking (no aliasing); it is blocky when enlarging.
-            interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-            rgb = cv2.resize(rgb, (width, height), interpolation=interpolation)
-        pixels = rgb.astype(np.float32)
+        pixels = shrink_for_model(rgb, width, height).astype(np.float32)
         if self._channels_last:
             batch = (pixels / 127.5 - 1.0)[np.newaxis]
         else:
