@@ -149,7 +149,8 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "background. Example: --fast")
 @click.option("--quality", is_flag=True, help="Also run the model on the upper and lower part of a tall subject "
               "(standing people): slightly sharper full-body outlines for about 1.5x the default's model "
-              "time. Example: --quality")
+              "time. For videos, also refine every frame's edges and colours (about 3x slower; by default "
+              "videos get one pass per frame, smoothed over time). Example: --quality")
 @click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default; WebM with "
               "alpha for videos). Example: --transparent")
 @click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE|VIDEO",
@@ -247,6 +248,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
                         smooth=options["smooth"]),
         composite=composite,
         refine=_refine_config(options),
+        refine_videos=options["quality"],
     )
     code = _run(list(files), pipeline_options, output, recursive=options["recursive"],
                 quiet=options["quiet"], verbose=options["verbose"], show_progress=show_progress)

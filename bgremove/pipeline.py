@@ -7,6 +7,7 @@ file starts and closed when it ends, so no state crosses from one file to the ne
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -63,12 +64,16 @@ class Pipeline:
         composite: CompositeConfig | None = None,
         *,
         refine: RefineConfig | None = None,
+        refine_videos: bool = False,
         progress: bool = False,
     ) -> None:
         self.segmenter_config = segmenter or SegmenterConfig()
         self.mask_config = mask or MaskConfig()
         self.composite_config = composite or CompositeConfig()
         self.refine_config = refine or RefineConfig()
+        # Videos get the refinement and the colour step only when asked (--quality): per frame they
+        # cost about 3x the plain path, and smoothing alone already halves flicker (README, Quality).
+        self.refine_videos = refine_videos
         self._progress = progress
         background = None
         self.background_video: Path | None = None
@@ -77,6 +82,10 @@ class Pipeline:
                 raise UsageProblem("an image background needs a file: --bg IMAGE")
             background, self.background_video = _read_background(self.composite_config.background)
         self.compositor: Compositor = make_compositor(self.composite_config, background)
+        self.video_compositor: Compositor = (
+            self.compositor if refine_videos
+            else make_compositor(dataclasses.replace(self.composite_config, decontaminate=False), background)
+        )
         self._segmenter: Segmenter | None = None
         self._mask: MaskProcessor | None = None
         self._locator: Segmenter | None = None  # the person model, for a Focus.HEAD zoom
@@ -213,12 +222,12 @@ class VideoSession:
 
         self.pipeline = pipeline
         self._segmenter = create_segmenter(pipeline.segmenter_config, video=True)
-        self._refine = pipeline.refine_config != RefineConfig.off()
+        self._refine = pipeline.refine_videos and pipeline.refine_config != RefineConfig.off()
         self._background: LoopingVideo | None = None
         try:
             self._mask = pipeline._mask_processor(self._segmenter)
             self._smoother: TemporalSmoother[tuple[Frame, float]] = TemporalSmoother(pipeline.mask_config.smooth)
-            self.compositor = pipeline.compositor
+            self.compositor = pipeline.video_compositor
             if pipeline.background_video is not None:
                 from .video import LoopingVideo
 
@@ -226,7 +235,7 @@ class VideoSession:
                 loop = self._background
                 self.compositor = MovingImageCompositor(
                     lambda timestamp: loop.frame_at(timestamp - start), pipeline.composite_config.fit,
-                    pipeline.composite_config.decontaminate,
+                    pipeline.composite_config.decontaminate and pipeline.refine_videos,
                 )
         except BaseException:
             self.close()
