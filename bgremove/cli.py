@@ -315,7 +315,7 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     started = time.perf_counter()
     inputs, not_media = find_inputs(files, recursive=recursive, skip_suffix=output.suffix or None)
     for folder in files:
-        if folder.is_dir() and not quiet and not any(item.root == folder for item in inputs):
+        if folder.is_dir() and not quiet and not any(item.argument == folder for item in inputs):
             click.echo(f"bgremove: note: {folder}: no images or videos found", err=True)
     results: list[FileResult] = []
     interrupted = False
