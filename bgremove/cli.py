@@ -129,6 +129,7 @@ Examples:
   bgremove shots/ -r -o out/ --json > log.jsonl   # one JSON line per input for scripts
   bgremove shots/ -o out/ --dry-run        # what would be written; writes nothing
   cat photo.jpg | bgremove - > cut.png     # stdin to stdout, for pipes
+  bgremove shots/ -o out/ --engine ray --ray-address auto   # on a Ray cluster
   bgremove --list-models                   # models and where their files are
   bgremove --fetch-models                  # download every model for offline use
 
@@ -208,13 +209,19 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "arguments. Example: -r")
 @click.option("-j", "--jobs", type=JobsType(), default=None,
               help="Process N files at once, in worker processes that each load the model once; auto: one "
-              "per core (default: 1, in this process). "
+              "per core (default: 1, in this process; with --engine ray: the cluster's CPUs). "
               "Example: -j auto")
 @click.option("--dry-run", is_flag=True, help="Print what would be written (input -> output, or why not) on "
               "stdout; write nothing, load no model. Example: --dry-run")
 @click.option("--json", "json_lines", is_flag=True, help="Write one JSON object per input to stdout (input, "
               "output, status done/skipped/failed, error, seconds, frames); messages stay on stderr. "
               "Example: --json")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where files are processed: here (local), or with Ray Data on a local Ray or the cluster "
+              "of --ray-address (pip install 'bgremove[ray]'). Example: --engine ray")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="The Ray cluster --engine ray joins: auto on a node of it, ray://HOST:10001 from outside "
+              "(default: a local Ray). Example: --ray-address ray://head:10001")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or summary; errors only. Example: -q")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, with tracebacks for errors. Example: -v")
 @click.option("--list-models", is_flag=True, help="List the models, where their files are and whether they "
@@ -267,12 +274,14 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         sys.exit(_run_stdin(pipeline_options, output, quiet=options["quiet"]))
     code = _run(list(files), pipeline_options, output, recursive=options["recursive"], quiet=options["quiet"],
                 show_progress=show_progress, jobs=options["jobs"], json_lines=options["json_lines"],
-                dry_run=options["dry_run"])
+                dry_run=options["dry_run"], engine=options["engine"], ray_address=options["ray_address"])
     sys.exit(code)
 
 
 def _check_batch_options(files: Sequence[Path], options: dict[str, Any]) -> bool:
     """Options that cannot go together; returns whether the input is stdin (``-``)."""
+    if options["ray_address"] is not None and options["engine"] != "ray":
+        raise click.UsageError("--ray-address applies only with --engine ray")
     if STDIN not in files:
         return False
     if len(files) > 1:
@@ -281,6 +290,8 @@ def _check_batch_options(files: Sequence[Path], options: dict[str, Any]) -> bool
                        ("jobs", "--jobs"), ("recursive", "--recursive")):
         if options[name] not in (None, False):
             raise click.UsageError(f"{flag} does not apply to '-' (one image from stdin to stdout)")
+    if options["engine"] != "local":
+        raise click.UsageError("--engine ray does not apply to '-' (one image from stdin to stdout)")
     if sys.stdout.isatty():
         raise click.UsageError("'-' writes the image to stdout, which is a terminal: redirect it, "
                                "e.g. bgremove - < photo.jpg > cut.png")
@@ -358,7 +369,7 @@ def _one_line(error: BaseException) -> str:
 
 def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: OutputConfig, *, recursive: bool,
          quiet: bool, show_progress: bool, jobs: int | None = None, json_lines: bool = False,
-         dry_run: bool = False) -> int:
+         dry_run: bool = False, engine: str = "local", ray_address: str | None = None) -> int:
     import contextlib
 
     from tqdm import tqdm
@@ -382,8 +393,8 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
             if dry_run:
                 return _dry_run(planned, output, json_lines=json_lines, quiet=quiet, not_media=len(not_media))
             remove_stale_temporaries(job.output for job in planned if job.output is not None)
-            outcomes = _outcomes(pipeline, planned, pipeline_options, output, jobs=jobs,
-                                 show_progress=show_progress)
+            outcomes = _outcomes(pipeline, planned, pipeline_options, output, jobs=jobs, engine=engine,
+                                 ray_address=ray_address, show_progress=show_progress)
             with (
                 contextlib.closing(outcomes),
                 tqdm(total=len(planned), desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
@@ -415,14 +426,21 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
 
 
 def _outcomes(pipeline: Any, planned: Sequence[Any], pipeline_options: dict[str, Any], output: OutputConfig, *,
-              jobs: int | None, show_progress: bool) -> Iterator[Any]:
-    """The results of the planned jobs: from this process, or from worker processes."""
+              jobs: int | None, engine: str, ray_address: str | None, show_progress: bool) -> Iterator[Any]:
+    """The results of the planned jobs from the engine asked for: this process, worker processes, Ray."""
     import logging
 
     from .batch import available_cores, needs_work, run_in_pool, run_in_process
 
     runnable = sum(needs_work(job, output) for job in planned)
     workers = available_cores() if jobs == 0 else jobs
+    if engine == "ray":
+        from .ray_engine import run_on_ray
+
+        if runnable:
+            pipeline.open()  # the model and labels are checked once here, not in every actor
+            pipeline.close()
+        return run_on_ray(planned, pipeline_options, output, address=ray_address, concurrency=workers)
     if (workers or 1) > 1 and runnable > 1:
         from .models import resolve
 
