@@ -220,8 +220,8 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               help="Where files are processed: here (local), or with Ray Data on a local Ray or the cluster "
               "of --ray-address (pip install 'bgremove[ray]'). Example: --engine ray")
 @click.option("--ray-address", default=None, metavar="ADDR",
-              help="The Ray cluster --engine ray joins: auto on a node of it, ray://HOST:10001 from outside "
-              "(default: a local Ray). Example: --ray-address ray://head:10001")
+              help="The running Ray cluster --engine ray joins: auto on one of its nodes (as in a ray job "
+              "submit entry point), or HOST:6379 (default: start a local Ray). Example: --ray-address auto")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or summary; errors only. Example: -q")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, with tracebacks for errors. Example: -v")
 @click.option("--list-models", is_flag=True, help="List the models, where their files are and whether they "
@@ -282,6 +282,14 @@ def _check_batch_options(files: Sequence[Path], options: dict[str, Any]) -> bool
     """Options that cannot go together; returns whether the input is stdin (``-``)."""
     if options["ray_address"] is not None and options["engine"] != "ray":
         raise click.UsageError("--ray-address applies only with --engine ray")
+    if options["ray_address"] is not None:
+        from .errors import UsageProblem
+        from .ray_engine import check_address
+
+        try:
+            check_address(options["ray_address"])
+        except UsageProblem as error:
+            raise click.BadParameter(str(error), param_hint="'--ray-address'") from None
     if STDIN not in files:
         return False
     if len(files) > 1:

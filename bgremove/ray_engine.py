@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,10 @@ def remove_backgrounds_ray(
 
     ``output_dir`` (or ``output.output_dir``) receives the outputs, mirroring the input tree; None
     writes them next to the inputs. ``ray_address`` joins a running cluster (``"auto"`` on one of
-    its nodes, ``"ray://HOST:10001"`` from outside); None starts a local Ray, unless one is already
-    running in this process (``ray.init(...)`` before the call), which is then used and left running.
+    its nodes, as in a ``ray job submit`` entry point, or ``"HOST:6379"``); None starts a local Ray,
+    unless one is already running in this process (``ray.init(...)`` before the call), which is then
+    used and left running. Ray Client addresses (``ray://``) are refused: Ray Data needs a driver on
+    the cluster.
     ``concurrency`` is the number of actors (default: the cluster's CPUs), each with one model.
 
     Raises ``UsageProblem`` or ``ModelUnavailable`` for a problem with the request as a whole (unknown
@@ -59,6 +62,7 @@ def remove_backgrounds_ray(
     """
     from .media import find_inputs, remove_stale_temporaries
 
+    check_address(ray_address)
     config = output or OutputConfig()
     if output_dir is not None:
         config = dataclasses.replace(config, output_dir=Path(output_dir))
@@ -87,6 +91,7 @@ def run_on_ray(
     """Planned jobs through Ray Data actors; results as they come (jobs with nothing to do first)."""
     from .batch import attempt, needs_work
 
+    check_address(address)
     todo = [job for job in jobs if needs_work(job, config)]
     for job in jobs:
         if not needs_work(job, config):
@@ -105,6 +110,9 @@ def run_on_ray(
         _quiet_ray(ray)
         available = int(ray.cluster_resources().get("CPU", 1) // cpus_per_actor) or 1
         actors = max(1, min(concurrency or available, len(todo)))
+        # Actors run in other folders (on other machines): they get absolute paths, results are
+        # reported with the paths as given.
+        by_input = {_absolute(job.input.path): job for job in todo}
         rows = [_row(job) for job in todo]
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // batch_size))
         processed = dataset.map_batches(
@@ -121,14 +129,14 @@ def run_on_ray(
         try:
             for row in processed.iter_rows():
                 reported.add(str(row["input"]))
-                yield _result(row)
+                yield _result(row, by_input[str(row["input"])])
         except Exception as error:  # the dataset failed as a whole: the files not reported failed with it
             from .batch import one_line
 
             logger.debug("Ray Data failed", exc_info=True)
             reason = one_line(error).split(" Traceback")[0][:300]
             for job in todo:
-                if str(job.input.path) not in reported:
+                if _absolute(job.input.path) not in reported:
                     yield FileResult(job.input.path, None, "failed",
                                      f"{job.input.path}: not processed: Ray failed: {reason}")
     finally:
@@ -138,6 +146,15 @@ def run_on_ray(
             from .media import remove_stale_temporaries
 
             remove_stale_temporaries(job.output for job in todo if job.output is not None)
+
+
+def check_address(address: str | None) -> None:
+    """Refuse a Ray Client address early: Ray Data's executor needs a real driver on the cluster."""
+    if address is not None and address.startswith("ray://"):
+        raise UsageProblem(
+            f"Ray Data does not run through Ray Client ({address}): run bgremove on a node of the cluster "
+            "with --ray-address auto, or submit it as a job: ray job submit --address http://HEAD:8265 -- "
+            "bgremove ... --engine ray --ray-address auto")
 
 
 def _init_ray(ray: Any, address: str | None, runtime_env: dict[str, Any] | None) -> None:
@@ -161,15 +178,23 @@ def _quiet_ray(ray: Any) -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _absolute(path: Path) -> str:
+    return os.path.abspath(path)
+
+
 def _row(job: Job) -> dict[str, str]:
     assert job.output is not None and job.format is not None
-    return {"input": str(job.input.path), "root": str(job.input.root or ""), "output": str(job.output),
-            "format": job.format, "kind": job.kind}
+    return {"input": _absolute(job.input.path), "root": _absolute(job.input.root) if job.input.root else "",
+            "output": _absolute(job.output), "format": job.format, "kind": job.kind}
 
 
-def _result(row: dict[str, Any]) -> FileResult:
-    return FileResult(Path(row["input"]), Path(row["output"]) if row["output"] else None, str(row["status"]),
-                      str(row["error"]) or None, float(row["seconds"]), int(row["frames"]))
+def _result(row: dict[str, Any], job: Job) -> FileResult:
+    """A result row as a FileResult naming the input and output as the job does; messages name the
+    absolute paths the actor saw."""
+    status = str(row["status"])
+    output = job.output if status in ("done", "skipped") else None
+    return FileResult(job.input.path, output, status, str(row["error"]) or None, float(row["seconds"]),
+                      int(row["frames"]))
 
 
 class SegmentBatch:

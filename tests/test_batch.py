@@ -186,6 +186,7 @@ def test_json_lines_parsed_back_with_exit_code_1(shots: Path, tmp_path: Path) ->
         (["-", "--json"], "--json does not apply to '-'"),
         (["-", "PHOTO"], "'-' (stdin) must be the only input"),
         (["--ray-address", "auto"], "--ray-address applies only with --engine ray"),
+        (["--engine", "ray", "--ray-address", "ray://head:10001"], "Ray Data does not run through Ray Client"),
     ],
 )
 def test_batch_usage_errors_exit_2(shots: Path, arguments: list[str], message: str) -> None:
