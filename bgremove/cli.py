@@ -7,12 +7,13 @@ Nothing heavy is imported at module level: ``bgremove --help`` must stay fast.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from .config import (
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+STDIN = Path("-")
 
 
 class ColorType(click.ParamType):
@@ -69,6 +71,22 @@ class LabelListType(click.ParamType):
         if not labels:
             self.fail("give at least one label, e.g. --keep person,dog", param, ctx)
         return labels
+
+
+class JobsType(click.ParamType):
+    """How many files at once: a number from 1, or ``auto`` (given as 0: one per core)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return 0
+        if text.isdigit() and int(text) >= 1:
+            return int(text)
+        self.fail(f"'{value}' is not a number of jobs from 1 up, or auto", param, ctx)
 
 
 class OneLineErrors(click.Command):
@@ -111,11 +129,17 @@ Examples:
   bgremove talk.mp4 --transparent          # talk_nobg.webm, VP9 with alpha
   bgremove talk.mp4 --format mov           # talk_nobg.mov, ProRes 4444 with alpha
   bgremove talk.mp4 --bg sea.mp4 --end 10  # first 10 s before a looping video
+  bgremove 'shots/**/*.jpg' -o out/ -j auto   # a glob, the tree mirrored, one worker per core
+  bgremove shots/ -r -o out/ --json > log.jsonl   # one JSON line per input for scripts
+  bgremove shots/ -o out/ --dry-run        # what would be written; writes nothing
+  cat photo.jpg | bgremove - > cut.png     # stdin to stdout, for pipes
+  bgremove shots/ -o out/ --engine ray --ray-address auto   # on a Ray cluster
   bgremove --list-models                   # models and where their files are
   bgremove --fetch-models                  # download every model for offline use
 
 \b
 Exit codes: 0 all done or skipped, 1 some input failed, 2 usage error, 130 interrupted.
+Existing outputs are skipped, so an interrupted run continues where it stopped when run again.
 Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 """
 
@@ -195,6 +219,21 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
               "Example: --overwrite")
 @click.option("-r", "--recursive", is_flag=True, help="Also take images and videos in subfolders of folder "
               "arguments. Example: -r")
+@click.option("-j", "--jobs", type=JobsType(), default=None,
+              help="Process N files at once, in worker processes that each load the model once; auto: one "
+              "per core (default: 1, in this process; with --engine ray: the cluster's CPUs). "
+              "Example: -j auto")
+@click.option("--dry-run", is_flag=True, help="Print what would be written (input -> output, or why not) on "
+              "stdout; write nothing, load no model. Example: --dry-run")
+@click.option("--json", "json_lines", is_flag=True, help="Write one JSON object per input to stdout (input, "
+              "output, status done/skipped/failed, error, seconds, frames); messages stay on stderr. "
+              "Example: --json")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where files are processed: here (local), or with Ray Data on a local Ray or the cluster "
+              "of --ray-address (pip install 'bgremove[ray]'). Example: --engine ray")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="The running Ray cluster --engine ray joins: auto on one of its nodes (as in a ray job "
+              "submit entry point), or HOST:6379 (default: start a local Ray). Example: --ray-address auto")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, notes or summary; errors only. Example: -q")
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens, with tracebacks for errors. Example: -v")
 @click.option("--list-models", is_flag=True, help="List the models, where their files are and whether they "
@@ -218,6 +257,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         return
     if not files:
         raise click.UsageError("give at least one image, video or folder")
+    from_stdin = _check_batch_options(files, options)
     composite = _composite_config(options)
     image_format, video_format = _split_formats(options["output_format"])
     if options["end"] is not None and options["end"] <= options["start"]:
@@ -250,9 +290,40 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         refine=_refine_config(options),
         refine_videos=options["quality"],
     )
-    code = _run(list(files), pipeline_options, output, recursive=options["recursive"],
-                quiet=options["quiet"], verbose=options["verbose"], show_progress=show_progress)
+    if from_stdin:
+        sys.exit(_run_stdin(pipeline_options, output, quiet=options["quiet"]))
+    code = _run(list(files), pipeline_options, output, recursive=options["recursive"], quiet=options["quiet"],
+                show_progress=show_progress, jobs=options["jobs"], json_lines=options["json_lines"],
+                dry_run=options["dry_run"], engine=options["engine"], ray_address=options["ray_address"])
     sys.exit(code)
+
+
+def _check_batch_options(files: Sequence[Path], options: dict[str, Any]) -> bool:
+    """Options that cannot go together; returns whether the input is stdin (``-``)."""
+    if options["ray_address"] is not None and options["engine"] != "ray":
+        raise click.UsageError("--ray-address applies only with --engine ray")
+    if options["ray_address"] is not None:
+        from .errors import UsageProblem
+        from .ray_engine import check_address
+
+        try:
+            check_address(options["ray_address"])
+        except UsageProblem as error:
+            raise click.BadParameter(str(error), param_hint="'--ray-address'") from None
+    if STDIN not in files:
+        return False
+    if len(files) > 1:
+        raise click.UsageError("'-' (stdin) must be the only input")
+    for name, flag in (("json_lines", "--json"), ("dry_run", "--dry-run"), ("output_dir", "--output-dir"),
+                       ("jobs", "--jobs"), ("recursive", "--recursive")):
+        if options[name] not in (None, False):
+            raise click.UsageError(f"{flag} does not apply to '-' (one image from stdin to stdout)")
+    if options["engine"] != "local":
+        raise click.UsageError("--engine ray does not apply to '-' (one image from stdin to stdout)")
+    if sys.stdout.isatty():
+        raise click.UsageError("'-' writes the image to stdout, which is a terminal: redirect it, "
+                               "e.g. bgremove - < photo.jpg > cut.png")
+    return True
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -333,43 +404,49 @@ def _one_line(error: BaseException) -> str:
 
 
 def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: OutputConfig, *, recursive: bool,
-         quiet: bool, verbose: bool, show_progress: bool) -> int:
+         quiet: bool, show_progress: bool, jobs: int | None = None, json_lines: bool = False,
+         dry_run: bool = False, engine: str = "local", ray_address: str | None = None) -> int:
+    import contextlib
+
     from tqdm import tqdm
 
-    from .errors import ModelUnavailable, UsageProblem
-    from .media import find_inputs
+    from .errors import BgRemoveError, ModelUnavailable, UsageProblem
+    from .media import find_inputs, remove_stale_temporaries
     from .pipeline import FileResult, Pipeline, plan_jobs
 
     started = time.perf_counter()
     inputs, not_media = find_inputs(files, recursive=recursive, skip_suffix=output.suffix or None)
     for folder in files:
-        if folder.is_dir() and not quiet and not any(item.root == folder for item in inputs):
+        if folder.is_dir() and not quiet and not any(item.argument == folder for item in inputs):
             click.echo(f"bgremove: note: {folder}: no images or videos found", err=True)
     results: list[FileResult] = []
+    planned: list[Any] = []
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         with Pipeline(**pipeline_options, progress=show_progress) as pipeline:
-            pipeline.open()
-            jobs = plan_jobs(inputs, pipeline.composite_config.mode, output)
-            with tqdm(jobs, desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
-                      dynamic_ncols=True) as bar:
-                for job in bar:
-                    result = _process_one(pipeline, job, output, verbose, _frame_bars if show_progress else None)
+            planned = plan_jobs(inputs, pipeline.composite_config.mode, output)
+            if dry_run:
+                return _dry_run(planned, output, json_lines=json_lines, quiet=quiet, not_media=len(not_media))
+            remove_stale_temporaries(job.output for job in planned if job.output is not None)
+            outcomes = _outcomes(pipeline, planned, pipeline_options, output, jobs=jobs, engine=engine,
+                                 ray_address=ray_address, show_progress=show_progress)
+            with (
+                contextlib.closing(outcomes),
+                tqdm(total=len(planned), desc="bgremove", unit="file", disable=not show_progress, file=sys.stderr,
+                     dynamic_ncols=True) as bar,
+            ):
+                for result in outcomes:
                     results.append(result)
-                    if result.status == "done" and "fps" in result.extra and not quiet:
-                        tqdm.write(f"bgremove: {result.input} -> {result.output}: {result.frames} frames in "
-                                   f"{result.seconds:.1f} s ({result.extra['fps']:.1f} frames/s)", file=sys.stderr)
-                    if result.status == "failed":
-                        tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
-                    elif result.status == "skipped" and not quiet:
-                        tqdm.write(f"bgremove: skipped: {result.error}", file=sys.stderr)
+                    bar.update(1)
+                    _report(result, quiet=quiet, json_lines=json_lines)
     except UsageProblem as error:
         raise click.UsageError(_one_line(error)) from None
-    except ModelUnavailable as error:
+    except (ModelUnavailable, BgRemoveError) as error:
         raise click.ClickException(_one_line(error)) from None
     except KeyboardInterrupt:
         interrupted = True
+        remove_stale_temporaries((job.output for job in planned if job.output is not None), mine=True)
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
     counts = {status: sum(result.status == status for result in results) for status in ("done", "skipped", "failed")}
@@ -384,33 +461,117 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     return EXIT_FAILED if counts["failed"] else EXIT_OK
 
 
+def _outcomes(pipeline: Any, planned: Sequence[Any], pipeline_options: dict[str, Any], output: OutputConfig, *,
+              jobs: int | None, engine: str, ray_address: str | None, show_progress: bool) -> Iterator[Any]:
+    """The results of the planned jobs from the engine asked for: this process, worker processes, Ray."""
+    import logging
+
+    from .batch import available_cores, needs_work, run_in_pool, run_in_process
+
+    runnable = sum(needs_work(job, output) for job in planned)
+    workers = available_cores() if jobs == 0 else jobs
+    if engine == "ray":
+        from .ray_engine import run_on_ray
+
+        if runnable:
+            pipeline.open()  # the model and labels are checked once here, not in every actor
+            pipeline.close()
+        return run_on_ray(planned, pipeline_options, output, address=ray_address, concurrency=workers)
+    if (workers or 1) > 1 and runnable > 1:
+        from .models import resolve
+
+        # Found (or downloaded, once, with its progress bar) before the workers look for it.
+        resolve(pipeline.segmenter_config.model, progress=show_progress)
+        return run_in_pool(planned, pipeline_options, output, workers or 1,
+                           log_level=logging.getLogger("bgremove").getEffectiveLevel())
+    return run_in_process(pipeline, planned, output, _frame_bars if show_progress else None)
+
+
+def _report(result: Any, *, quiet: bool, json_lines: bool) -> None:
+    """One finished input: a JSON line on stdout with --json; errors, skips and video timings on stderr."""
+    from tqdm import tqdm
+
+    if json_lines:
+        click.echo(json.dumps(_json_object(result.input, result.output, result.status, result.error,
+                                           result.seconds, result.frames)))
+        sys.stdout.flush()
+    if result.status == "done" and "fps" in result.extra and not quiet:
+        tqdm.write(f"bgremove: {result.input} -> {result.output}: {result.frames} frames in "
+                   f"{result.seconds:.1f} s ({result.extra['fps']:.1f} frames/s)", file=sys.stderr)
+    if result.status == "failed":
+        tqdm.write(f"bgremove: error: {result.error}", file=sys.stderr)
+    elif result.status == "skipped" and not quiet:
+        tqdm.write(f"bgremove: skipped: {result.error}", file=sys.stderr)
+
+
+def _json_object(input_path: Path, output_path: Path | None, status: str, error: str | None, seconds: float,
+                 frames: int) -> dict[str, Any]:
+    return {"input": str(input_path), "output": None if output_path is None else str(output_path), "status": status,
+            "error": error, "seconds": round(seconds, 3), "frames": frames}
+
+
+def _dry_run(planned: Sequence[Any], output: OutputConfig, *, json_lines: bool, quiet: bool, not_media: int) -> int:
+    """Say what a run would do, on stdout, and touch nothing."""
+    counts = {"planned": 0, "skipped": 0, "failed": 0}
+    for job in planned:
+        if job.error is not None:
+            status, line, error = "failed", f"failed: {_one_line(job.error)}", _one_line(job.error)
+        elif job.output.exists() and not output.overwrite:
+            error = f"{job.input.path}: {job.output} exists; use --overwrite to redo it"
+            status, line = "skipped", f"skipped: {job.input.path} -> {job.output} (exists)"
+        else:
+            status, line, error = "planned", f"{job.input.path} -> {job.output}", None
+        counts[status] += 1
+        if json_lines:
+            click.echo(json.dumps(_json_object(job.input.path, job.output, status, error, 0.0, 0)))
+        else:
+            click.echo(line)
+    if not quiet:
+        extra = f", {not_media} not images or videos" if not_media else ""
+        click.echo(f"bgremove: dry run: {counts['planned']} to write, {counts['skipped']} skipped, "
+                   f"{counts['failed']} failed{extra}; nothing written", err=True)
+    return EXIT_FAILED if counts["failed"] else EXIT_OK
+
+
+def _run_stdin(pipeline_options: dict[str, Any], output: OutputConfig, *, quiet: bool) -> int:
+    """``-``: one image from stdin, the result to stdout, the summary on stderr."""
+    from .errors import BgRemoveError, ModelUnavailable, UsageProblem
+    from .pipeline import Pipeline
+    from .stdio import process_bytes
+
+    started = time.perf_counter()
+    previous_handler = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        data = sys.stdin.buffer.read()
+        with Pipeline(**pipeline_options) as pipeline:
+            encoded, _ = process_bytes(pipeline, data, output)
+    except UsageProblem as error:
+        raise click.UsageError(_one_line(error)) from None
+    except ModelUnavailable as error:
+        raise click.ClickException(_one_line(error)) from None
+    except BgRemoveError as error:
+        click.echo(f"bgremove: error: {_one_line(error)}", err=True)
+        if not quiet:
+            click.echo(f"bgremove: 0 done, 0 skipped, 1 failed in {time.perf_counter() - started:.1f} s", err=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        click.echo("bgremove: 0 done, 0 skipped, 0 failed, interrupted", err=True)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+    sys.stdout.buffer.write(encoded)
+    sys.stdout.flush()
+    if not quiet:
+        click.echo(f"bgremove: 1 done, 0 skipped, 0 failed in {time.perf_counter() - started:.1f} s", err=True)
+    return EXIT_OK
+
+
 def _frame_bars(path: Path, total: int) -> Any:
     """A progress bar in frames (with frames per second) for one video, under the files bar."""
     from tqdm import tqdm
 
     return tqdm(total=total or None, desc=path.name, unit="frame", leave=False, position=1, file=sys.stderr,
                 dynamic_ncols=True)
-
-
-def _process_one(pipeline: Any, job: Any, output: OutputConfig, verbose: bool, progress: Any = None) -> Any:
-    """Process one job and say what happened; a failure of one input never stops the batch."""
-    from .errors import BgRemoveError, OutputExists
-    from .pipeline import FileResult, process_file
-
-    started = time.perf_counter()
-    try:
-        return process_file(pipeline, job, output, progress)
-    except OutputExists as error:
-        result = FileResult(job.input.path, job.output, "skipped", _one_line(error))
-    except BgRemoveError as error:
-        result = FileResult(job.input.path, None, "failed", _one_line(error))
-    except Exception as error:  # a bug or an unforeseen input: report it, go on with the rest
-        if verbose:
-            logging.getLogger("bgremove").exception("while processing %s", job.input.path)
-        message = f"{job.input.path}: unexpected {type(error).__name__}: {_one_line(error)}"
-        result = FileResult(job.input.path, None, "failed", message)
-    result.seconds = time.perf_counter() - started
-    return result
 
 
 def _terminate(signum: int, frame: object) -> None:

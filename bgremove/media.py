@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
+import io
 import os
+import re
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -81,6 +85,8 @@ def probe_image(path: Path) -> ImageInfo:
 
 def _check_readable_file(path: Path) -> None:
     if not path.exists():
+        if _is_pattern(str(path)):
+            raise UnsupportedMedia(f"{path}: no file matches this pattern")
         raise UnsupportedMedia(f"{path}: no such file")
     if path.is_dir():
         raise UnsupportedMedia(f"{path}: is a folder")
@@ -106,22 +112,48 @@ def read_image(path: Path) -> tuple[Frame, ImageInfo]:
     Grayscale, palette, CMYK and 16-bit images become 8-bit RGB; an alpha channel, if any, is kept in
     ``Frame.alpha``. Corrupt or truncated files raise ``UnsupportedMedia``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     info = probe_image(path)
+    frame = _decode(path, path)
+    return frame, ImageInfo(path, info.format, frame.width, frame.height)
+
+
+def decode_image(data: bytes, name: str = "<stdin>") -> tuple[Frame, ImageInfo]:
+    """``read_image`` for an image held in memory (read from a pipe); ``name`` stands for it in errors."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise UnsupportedMedia(f"{name}: empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or ""
+    except UnidentifiedImageError:
+        raise UnsupportedMedia(f"{name}: not an image bgremove can read (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as error:
+        raise UnsupportedMedia(f"{name}: image too large to process safely ({_reason(error)})") from None
+    except OSError as error:
+        raise UnsupportedMedia(f"{name}: cannot read: {_reason(error)}") from None
+    frame = _decode(io.BytesIO(data), name)
+    return frame, ImageInfo(Path(name), fmt, frame.width, frame.height)
+
+
+def _decode(source: Path | io.BytesIO, name: object) -> Frame:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(source) as opened:
                 opened.load()
                 # in place: the default copies the whole picture even when it needs no turn
                 ImageOps.exif_transpose(opened, in_place=True)
                 rgb, alpha = _split_channels(opened)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise UnsupportedMedia(f"{path}: corrupt or truncated image ({_reason(error)})") from None
+        raise UnsupportedMedia(f"{name}: corrupt or truncated image ({_reason(error)})") from None
     except Image.DecompressionBombError as error:
-        raise UnsupportedMedia(f"{path}: image too large to process safely ({_reason(error)})") from None
-    return Frame(rgb=rgb, alpha=alpha), ImageInfo(path, info.format, rgb.shape[1], rgb.shape[0])
+        raise UnsupportedMedia(f"{name}: image too large to process safely ({_reason(error)})") from None
+    return Frame(rgb=rgb, alpha=alpha)
 
 
 def _split_channels(image: object) -> tuple[RGBImage, npt.NDArray[np.uint8] | None]:
@@ -204,12 +236,15 @@ def output_path(input_path: Path, extension: str, config: OutputConfig, root: Pa
 def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` only when the block succeeds.
 
-    The temporary file is hidden (``.name.XXXX.part``) in the destination folder so the rename is
-    atomic; on any failure, interruption included, it is removed and ``path`` is untouched.
+    The temporary file is hidden (``.name.<pid>-<host>.XXXX.part``) in the destination folder so the
+    rename is atomic; on any failure, interruption included, it is removed and ``path`` is untouched.
+    Only a writer killed outright (SIGKILL, power loss) leaves one behind: its name says which process
+    wrote it, so a later run can tell it is stale (``remove_stale_temporaries``).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        handle, temporary_name = tempfile.mkstemp(prefix=f".{path.name}.{_writer_tag()}.", suffix=".part",
+                                                  dir=path.parent)
     except OSError as error:
         raise OutputError(f"{path}: cannot write: {error.strerror or _reason(error)}") from None
     os.close(handle)
@@ -225,6 +260,71 @@ def atomic_output(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+
+
+@functools.cache
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _writer_tag() -> str:
+    """``<pid>-<host>``: not cached, a worker process has a PID of its own."""
+    return f"{os.getpid()}-{_host_tag()}"
+
+
+# .<output name>.<pid>-<host>.<mkstemp's random letters>.part
+_TEMPORARY_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-(?P<host>[A-Za-z0-9-]*)\.[A-Za-z0-9_]+\.part$")
+
+
+def remove_stale_temporaries(outputs: Iterable[Path], *, mine: bool = False) -> list[Path]:
+    """Remove the temporaries that killed writers left beside these outputs; return what was removed.
+
+    A temporary is stale when it was written on this host by a process that no longer runs. Those of
+    live processes (another bgremove writing there now) and of other hosts (a shared folder) are left
+    alone. Each folder is listed once, however many outputs it holds. ``mine`` also removes this
+    process's own, for when it was interrupted and none of its writes can be in progress any more
+    (a signal that lands just as a temporary is created can leave one behind).
+    """
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows, not probe it
+        return []
+    names_by_folder: dict[Path, set[str]] = {}
+    for output in outputs:
+        names_by_folder.setdefault(output.parent, set()).add(output.name)
+    removed: list[Path] = []
+    for folder, names in names_by_folder.items():
+        try:
+            entries = [entry.name for entry in os.scandir(folder) if entry.name.endswith(".part")]
+        except OSError:
+            continue
+        for entry in entries:
+            match = _TEMPORARY_NAME.match(entry)
+            if match is None or match["name"] not in names or match["host"] != _host_tag():
+                continue
+            pid = int(match["pid"])
+            if not (mine and pid == os.getpid()) and _process_alive(pid):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                (folder / entry).unlink()
+                removed.append(folder / entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OverflowError:
+        return False
+    try:  # a killed process its parent has not reaped yet (a zombie) writes no more
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[-1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 @functools.cache
@@ -256,13 +356,18 @@ def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
 
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
     """Write RGB, RGBA or gray pixels atomically as ``fmt``."""
+    encoded = encode_image(pixels, fmt, jpeg_quality=jpeg_quality)
+    with atomic_output(path) as temporary:
+        temporary.write_bytes(encoded)
+
+
+def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> bytes:
+    """The bytes of ``pixels`` as an image file in ``fmt`` (what ``write_image`` writes, and what goes
+    down a pipe)."""
+    if fmt == "PNG":
+        return _encode_png(pixels)
     from PIL import Image
 
-    if fmt == "PNG":
-        encoded = _encode_png(pixels)
-        with atomic_output(path) as temporary:
-            temporary.write_bytes(encoded)
-        return
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options: dict[str, object] = {}
     if fmt == "JPEG":
@@ -271,8 +376,9 @@ def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_qua
         options = {"quality": 90, "method": 4}
     elif fmt == "GIF":
         image = image.convert("P", palette=Image.Palette.ADAPTIVE) if image.mode == "RGB" else image
-    with atomic_output(path) as temporary:
-        image.save(temporary, format=fmt, **options)
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -281,34 +387,80 @@ def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_qua
 
 @dataclass(frozen=True)
 class InputFile:
-    """One file to process, with the folder argument it was found under (None for a file argument)."""
+    """One file to process.
+
+    ``root`` is the folder its place under ``--output-dir`` is measured from (None: straight into it);
+    ``argument`` is the command-line argument (file, folder or pattern) it came from.
+    """
 
     path: Path
     root: Path | None = None
+    argument: Path | None = None
 
 
 def find_inputs(
     arguments: Iterable[Path], *, recursive: bool = False, skip_suffix: str | None = None
 ) -> tuple[list[InputFile], list[Path]]:
-    """Expand file and folder arguments into input files.
+    """Expand file, folder and pattern arguments into input files.
 
     A folder gives its image and video files (by extension; each is still read by content later), sorted, its
     subfolders too with ``recursive``; hidden files and our own outputs (names ending in
-    ``skip_suffix``) are left out. A file argument is taken as it is, whatever its extension. Returns
-    the inputs and the folder entries that were passed over because they are not media.
+    ``skip_suffix``) are left out. An argument that is not an existing path but holds ``*``, ``?`` or
+    ``[`` is a glob pattern (``**`` spans folders); its matches are taken like a folder's entries. A file
+    argument is taken as it is, whatever its extension; a pattern that matches nothing stays as it is (and
+    fails as "no file matches"). Returns the inputs and the entries passed over because they are not media.
+
+    Every input gets the same ``root``: the deepest folder holding all the arguments (a folder argument
+    itself, a file's parent), so an output tree mirrors the inputs and two ``photo.jpg`` from different
+    folders never meet.
     """
     inputs: list[InputFile] = []
     skipped: list[Path] = []
+    bases: list[Path] = []  # the folder arguments, and the folders of the files named
+
+    def take(path: Path, argument: Path) -> None:
+        if path.suffix.lower() not in IMAGE_EXTENSIONS and path.suffix.lower() not in VIDEO_EXTENSIONS:
+            skipped.append(path)
+        elif not (skip_suffix and path.stem.endswith(skip_suffix)):
+            inputs.append(InputFile(path, argument=argument))
+
     for argument in arguments:
-        if not argument.is_dir():
-            inputs.append(InputFile(argument))
-            continue
-        for path in _walk(argument, recursive):
-            if path.suffix.lower() not in IMAGE_EXTENSIONS and path.suffix.lower() not in VIDEO_EXTENSIONS:
-                skipped.append(path)
-            elif not (skip_suffix and path.stem.endswith(skip_suffix)):
-                inputs.append(InputFile(path, root=argument))
-    return inputs, skipped
+        if argument.is_dir():
+            bases.append(argument)
+            for path in _walk(argument, recursive):
+                take(path, argument)
+        elif not argument.exists() and _is_pattern(str(argument)):
+            matches = sorted(glob.glob(str(argument), recursive=True))
+            if not matches:
+                inputs.append(InputFile(argument, argument=argument))
+            files: dict[Path, None] = {}  # ``**/*`` matches folders and the files in them: each file once
+            for match in map(Path, matches):
+                if match.is_dir():
+                    bases.append(match)
+                    files.update(dict.fromkeys(_walk(match, recursive)))
+                elif match.is_file():
+                    bases.append(match.parent)
+                    files[match] = None
+            for path in sorted(files):
+                take(path, argument)
+        else:
+            bases.append(argument.parent)
+            inputs.append(InputFile(argument, argument=argument))
+    root = _common_folder(bases)
+    return [InputFile(item.path, root, item.argument) for item in inputs], skipped
+
+
+def _is_pattern(text: str) -> bool:
+    return re.search(r"[*?[]", text) is not None
+
+
+def _common_folder(folders: list[Path]) -> Path | None:
+    if not folders:
+        return None
+    try:
+        return Path(os.path.commonpath([str(folder.resolve()) for folder in folders]))
+    except (ValueError, OSError):  # different drives on Windows
+        return None
 
 
 def _walk(folder: Path, recursive: bool) -> Iterator[Path]:

@@ -13,11 +13,14 @@ from bgremove.config import CompositeMode, OutputConfig
 from bgremove.errors import OutputError, UnsupportedMedia
 from bgremove.media import (
     atomic_output,
+    decode_image,
+    encode_image,
     find_inputs,
     output_extension,
     output_format,
     output_path,
     read_image,
+    remove_stale_temporaries,
     write_image,
 )
 
@@ -133,6 +136,49 @@ def test_atomic_write_leaves_nothing_when_it_fails(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_temporary_names_carry_the_writer(tmp_path: Path) -> None:
+    import os
+    import socket
+
+    with atomic_output(tmp_path / "photo_nobg.png") as temporary:
+        host = socket.gethostname().split(".")[0]
+        assert temporary.name.startswith(f".photo_nobg.png.{os.getpid()}-") and temporary.name.endswith(".part")
+        assert host.replace("_", "-")[:10] in temporary.name
+        temporary.write_bytes(b"x")
+
+
+def test_only_stale_temporaries_of_our_outputs_are_removed(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from bgremove.media import _writer_tag
+
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # a PID that no longer runs
+    host = _writer_tag().split("-", 1)[1]
+    stale = tmp_path / f".a_nobg.png.{finished.pid}-{host}.k2x9q1.part"
+    live = tmp_path / f".b_nobg.png.{os.getpid()}-{host}.abc_12.part"
+    elsewhere = tmp_path / f".a_nobg.png.{finished.pid}-another-host.k2x9q1.part"
+    unrelated = tmp_path / f".c_nobg.png.{finished.pid}-{host}.k2x9q1.part"  # not an output of this run
+    old_style = tmp_path / ".a_nobg.png.k2x9q1.part"
+    for path in (stale, live, elsewhere, unrelated, old_style):
+        path.write_bytes(b"half a picture")
+    removed = remove_stale_temporaries([tmp_path / "a_nobg.png", tmp_path / "b_nobg.png", tmp_path / "no" / "x.png"])
+    assert removed == [stale]
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        path.name for path in (live, elsewhere, unrelated, old_style))
+
+
+def test_image_bytes_round_trip(astronaut: np.ndarray) -> None:
+    encoded = encode_image(astronaut, "PNG")
+    frame, info = decode_image(encoded)
+    assert info.format == "PNG" and np.array_equal(frame.rgb, astronaut)
+    with pytest.raises(UnsupportedMedia, match="<stdin>: empty"):
+        decode_image(b"")
+    with pytest.raises(UnsupportedMedia, match="pipe: not an image"):
+        decode_image(b"hello", "pipe")
+
+
 def test_atomic_write_refuses_an_empty_result(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="nothing was written"), atomic_output(tmp_path / "out.png"):
         pass
@@ -171,6 +217,25 @@ def test_find_inputs_in_folders(tmp_path: Path, astronaut: np.ndarray) -> None:
     deep, _ = find_inputs([tmp_path], recursive=True, skip_suffix="_nobg")
     assert [item.path.name for item in deep] == ["a.png", "b.jpg", "c.jpg"]
     assert all(item.root == tmp_path for item in deep)
+
+
+def test_find_inputs_mirrors_from_the_common_folder(tmp_path: Path, astronaut: np.ndarray) -> None:
+    for place in ("x/a/photo.jpg", "x/b/photo.jpg", "x/b/c/d.png"):
+        (tmp_path / place).parent.mkdir(parents=True, exist_ok=True)
+        save(astronaut, tmp_path / place)
+    files, _ = find_inputs([tmp_path / "x/a/photo.jpg", tmp_path / "x/b/photo.jpg"])
+    assert {item.root for item in files} == {tmp_path / "x"}
+    folders, _ = find_inputs([tmp_path / "x/a", tmp_path / "x/b"], recursive=True)
+    assert {item.root for item in folders} == {tmp_path / "x"}
+    single, _ = find_inputs([tmp_path / "x/b"], recursive=True)
+    assert {item.root for item in single} == {tmp_path / "x/b"}
+    pattern, _ = find_inputs([tmp_path / "x/**/*.png"])
+    assert [(item.path, item.root, item.argument) for item in pattern] == [
+        (tmp_path / "x/b/c/d.png", tmp_path / "x/b/c", tmp_path / "x/**/*.png")]
+    nothing, _ = find_inputs([tmp_path / "x/*.gif"])
+    assert [item.path for item in nothing] == [tmp_path / "x/*.gif"]
+    with pytest.raises(UnsupportedMedia, match="no file matches this pattern"):
+        read_image(tmp_path / "x/*.gif")
 
 
 def test_outputs_get_the_usual_file_mode(tmp_path: Path, astronaut: np.ndarray) -> None:
