@@ -247,3 +247,22 @@ def test_the_same_input_twice_and_two_inputs_for_one_output(tmp_path: Path, good
     assert "given more than once" in completed.stderr and "also the output of" in completed.stderr
     assert (tmp_path / "good_nobg.png").is_file()
     assert all(_hashes(tmp_path)[path] == digest for path, digest in before.items())
+
+
+@pytest.mark.parametrize("extension", [".mp4", ".mkv"])
+def test_a_video_with_zero_frames(tmp_path: Path, good: Path, extension: str) -> None:
+    import av
+
+    empty = tmp_path / f"zero{extension}"
+    with av.open(str(empty), "w") as container:  # a video stream, and not one frame in it
+        stream = container.add_stream("libx264", rate=24)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for packet in stream.encode(None):
+            container.mux(packet)
+    before = _hashes(tmp_path)
+    completed = _bgremove(empty, good, "--blur", "9")
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and empty.name in errors[0] and "Traceback" not in completed.stderr
+    assert not list(tmp_path.glob("zero_nobg*")) and _leftovers(tmp_path) == []
+    assert all(_hashes(tmp_path)[path] == digest for path, digest in before.items())
