@@ -416,10 +416,12 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
 
     started = time.perf_counter()
     inputs, not_media = find_inputs(files, recursive=recursive, skip_suffix=output.suffix or None)
-    for folder in files:
-        if folder.is_dir() and not quiet and not any(item.argument == folder for item in inputs):
-            click.echo(f"bgremove: note: {folder}: no images or videos found", err=True)
     results: list[FileResult] = []
+    for folder in files:
+        # A folder argument that gives nothing is most likely a mistake in the script that named it.
+        if folder.is_dir() and not any(item.argument == folder for item in inputs):
+            results.append(FileResult(folder, None, "failed", f"{folder}: no images or videos found"))
+            _report(results[-1], quiet=quiet, json_lines=json_lines)
     planned: list[Any] = []
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)

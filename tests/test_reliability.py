@@ -186,8 +186,10 @@ def test_a_folder_without_images_is_reported(tmp_path: Path, good: Path) -> None
     empty.mkdir()
     (empty / "notes.txt").write_text("no pictures here")
     completed = _bgremove(empty, good)
-    assert "empty: no images or videos found" in completed.stderr
-    assert (tmp_path / "good_nobg.png").is_file()
+    assert completed.returncode == 1
+    errors = [line for line in completed.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "empty: no images or videos found" in errors[0]
+    assert (tmp_path / "good_nobg.png").is_file() and "1 done, 0 skipped, 1 failed" in completed.stderr
 
 
 def test_output_folder_that_cannot_be_written(tmp_path: Path, good: Path) -> None:
