@@ -152,3 +152,34 @@ def test_blur_at_reduced_size_matches_the_full_size_blur(
     difference = np.abs(reduced.astype(int) - full.astype(int))[alpha < 0.01]
     assert reduced.shape == rgb.shape and reduced.dtype == np.uint8
     assert np.percentile(difference, 99) <= 1 and difference.mean() < 0.5
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 40), st.integers(1, 40)),
+    decontaminate=st.booleans(),
+    data=st.data(),
+)
+def test_compositors_keep_the_subject_at_alpha_1_and_the_background_at_alpha_0(shape, decontaminate, data) -> None:
+    rgb = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.sampled_from([0.0, 0.25, 0.5, 1.0])))
+    picture = data.draw(hnp.arrays(np.uint8, (7, 9, 3)))
+    frame = Frame(rgb=rgb)
+    subject, background = alpha == 1.0, alpha == 0.0
+    colour = make_compositor(CompositeConfig(CompositeMode.COLOR, color=(10, 200, 30),
+                                             decontaminate=decontaminate))(frame, alpha)
+    image = make_compositor(CompositeConfig(CompositeMode.IMAGE, decontaminate=decontaminate), picture)(frame, alpha)
+    fitted = fit_background(picture, shape[1], shape[0], BgFit.COVER)
+    for out in (colour, image):
+        assert out.shape == (*shape, 3) and out.dtype == np.uint8
+        assert np.array_equal(out[subject], rgb[subject])
+    assert np.all(colour[background] == (10, 200, 30))
+    assert np.array_equal(image[background], fitted[background])
+    for mode in (CompositeMode.BLUR, CompositeMode.DESATURATE):
+        out = make_compositor(CompositeConfig(mode, blur=9, decontaminate=decontaminate))(frame, alpha)
+        assert out.shape == (*shape, 3) and out.dtype == np.uint8
+        assert np.array_equal(out[subject], rgb[subject])
+    transparent = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT, decontaminate=decontaminate))(frame, alpha)
+    assert transparent.shape == (*shape, 4)
+    assert np.all(transparent[..., 3][subject] == 255) and np.all(transparent[..., 3][background] == 0)
+    assert np.array_equal(transparent[..., :3][subject], rgb[subject])
