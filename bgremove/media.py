@@ -69,7 +69,7 @@ def probe_image(path: Path) -> ImageInfo:
     """Identify an image by its content; ``UnsupportedMedia`` when it is not one Pillow can read."""
     from PIL import Image, UnidentifiedImageError
 
-    _check_readable_file(path)
+    check_readable_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -83,7 +83,8 @@ def probe_image(path: Path) -> ImageInfo:
         raise UnsupportedMedia(f"{path}: corrupt or truncated image ({_reason(error)})") from None
 
 
-def _check_readable_file(path: Path) -> None:
+def check_readable_file(path: Path) -> None:
+    """``UnsupportedMedia`` naming the reason when ``path`` is not a readable, non-empty file."""
     if not path.exists():
         if _is_pattern(str(path)):
             raise UnsupportedMedia(f"{path}: no file matches this pattern")

@@ -42,7 +42,7 @@ import numpy.typing as npt
 
 from .config import CompositeMode, VideoConfig
 from .errors import OutputError, UnsupportedMedia
-from .media import atomic_output
+from .media import atomic_output, check_readable_file
 from .types import Frame, RGBImage
 
 logger = logging.getLogger(__name__)
@@ -182,14 +182,7 @@ def _open_input(path: Path) -> Any:
     """Open ``path`` with FFmpeg as a video container; ``UnsupportedMedia`` when it is not one."""
     import av
 
-    if not path.exists():
-        raise UnsupportedMedia(f"{path}: no such file")
-    if path.is_dir():
-        raise UnsupportedMedia(f"{path}: is a folder")
-    if not os.access(path, os.R_OK):
-        raise UnsupportedMedia(f"{path}: permission denied")
-    if path.stat().st_size == 0:
-        raise UnsupportedMedia(f"{path}: empty file (0 bytes)")
+    check_readable_file(path)
     try:
         container = av.open(str(path), "r", metadata_errors="replace")
     except av.error.FFmpegError as error:
