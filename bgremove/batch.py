@@ -17,6 +17,8 @@ Both give one ``FileResult`` per job, and a failure of one input never stops the
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -85,6 +87,38 @@ def attempt(pipeline: Pipeline | None, job: Job, config: OutputConfig,
     return result
 
 
+@contextlib.contextmanager
+def interrupts_survive_finalizers() -> Iterator[None]:
+    """Deliver again a Ctrl-C that Python swallowed.
+
+    Python raises a signal's exception wherever the main thread is; when that is inside a ``__del__``
+    (or another finalizer), the exception is printed as "Exception ignored in ..." and dropped, and the
+    run would go on as if Ctrl-C or SIGTERM had never come. Here such a KeyboardInterrupt is raised again
+    just after the finalizer, where it stops the run.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _interrupt_main_soon(signal.SIGINT)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _interrupt_main_soon(signum: int) -> None:
+    """Have the main thread's handler for ``signum`` run again, once the finalizer that swallowed it is
+    over (from the main thread itself, it would run at once, inside that same finalizer)."""
+    timer = threading.Timer(0.01, _thread.interrupt_main, args=(signum,))
+    timer.daemon = True
+    timer.start()
+
+
 def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig,
                    progress: ProgressFactory | None = None) -> Iterator[FileResult]:
     """The jobs one after another, in order. The model is loaded before the first job that needs it,
@@ -104,9 +138,11 @@ def run_in_pool(jobs: Sequence[Job], pipeline_options: dict[str, Any], config: O
     ``BgRemoveError`` it is, after the pool is stopped. Closing the generator early (an interrupt)
     stops the workers and removes their temporaries.
     """
-    todo = [job for job in jobs if needs_work(job, config)]
+    todo: list[Job] = []
     for job in jobs:
-        if not needs_work(job, config):
+        if needs_work(job, config):
+            todo.append(job)
+        else:
             yield attempt(None, job, config)
     if not todo:
         return
@@ -254,8 +290,10 @@ def _on_terminate(signum: int, frame: object) -> None:
 
 
 def _unraisable(unraisable: Any) -> None:
-    """Our stop signal swallowed in a finalizer is expected (it is sent again): no traceback for it."""
-    if not (_Worker.stopping and isinstance(unraisable.exc_value, SystemExit)):
+    """Our stop signal, swallowed by a finalizer: deliver it again, with no traceback for it."""
+    if _Worker.stopping and isinstance(unraisable.exc_value, SystemExit):
+        _interrupt_main_soon(signal.SIGTERM)
+    else:
         sys.__unraisablehook__(unraisable)
 
 

@@ -410,6 +410,7 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
 
     from tqdm import tqdm
 
+    from .batch import interrupts_survive_finalizers
     from .errors import BgRemoveError, ModelUnavailable, UsageProblem
     from .media import find_inputs, remove_stale_temporaries
     from .pipeline import FileResult, Pipeline, plan_jobs
@@ -426,7 +427,7 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     interrupted = False
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with Pipeline(**pipeline_options, progress=show_progress) as pipeline:
+        with interrupts_survive_finalizers(), Pipeline(**pipeline_options, progress=show_progress) as pipeline:
             planned = plan_jobs(inputs, pipeline.composite_config.mode, output)
             if dry_run:
                 return _dry_run(planned, output, json_lines=json_lines, quiet=quiet, not_media=len(not_media))

@@ -92,9 +92,11 @@ def run_on_ray(
     from .batch import attempt, needs_work
 
     check_address(address)
-    todo = [job for job in jobs if needs_work(job, config)]
+    todo: list[Job] = []
     for job in jobs:
-        if not needs_work(job, config):
+        if needs_work(job, config):
+            todo.append(job)
+        else:
             yield attempt(None, job, config)
     if not todo:
         return
@@ -158,7 +160,10 @@ def check_address(address: str | None) -> None:
 
 
 def _init_ray(ray: Any, address: str | None, runtime_env: dict[str, Any] | None) -> None:
-    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    # Actors' own output (their logging included) reaches this terminal only with -v: each file's
+    # result, errors included, comes back in its row anyway.
+    verbose = logging.getLogger("bgremove").isEnabledFor(logging.DEBUG)
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": verbose}
     if runtime_env is not None:
         options["runtime_env"] = runtime_env
     if address is None:
