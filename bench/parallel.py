@@ -128,6 +128,12 @@ def main() -> None:
             for label, arguments in setups.items():
                 seconds, cpu, others = run(folder, [*arguments, *options.extra])
                 round_times[label] = seconds
+                if label.startswith("ray"):
+                    # Ray's workers are not our children when they end (ray.shutdown kills their parent):
+                    # their CPU shows up as "other", so this run cannot tell others' load apart.
+                    print(f"  round {attempts}: {label:>9}: {seconds:6.2f} s, {options.photos / seconds:5.2f} "
+                          "photos/s", flush=True)
+                    continue
                 print(f"  round {attempts}: {label:>9}: {seconds:6.2f} s, {options.photos / seconds:5.2f} photos/s, "
                       f"bgremove used {cpu / seconds:4.2f} cores, other work {others:4.2f} cores", flush=True)
                 if others > options.max_other:
