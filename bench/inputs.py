@@ -118,9 +118,9 @@ def make_long_clip(clip: Path, target: Path, repeats: int = LONG_REPEATS) -> Pat
         with av.open(str(partial), "w", format="mp4") as output:
             streams = {stream.index: output.add_stream_from_template(stream) for stream in source.streams
                        if stream.type in ("video", "audio")}
+            last_dts: dict[int, int] = {}  # across passes: a pass's first audio packets overlap the last's end
             for repeat in range(repeats):
                 source.seek(0)
-                last_dts: dict[int, int] = {}
                 for packet in source.demux(*[source.streams[index] for index in streams]):
                     if packet.dts is None or packet.size == 0:
                         continue
