@@ -456,11 +456,14 @@ def _process_video(
             pipeline.video_session(start=cut.start) as session,
             VideoReader(job.input.path, info) as reader,
             open_video_writer(output, VIDEO_FORMATS[job.format], info, mode, cut) as writer,
-            # decoding runs ahead and encoding behind, each in a thread of its own
+            # decoding, segmentation (with smoothing) and encoding each run in a thread of their own,
+            # compositing in this one
             Prefetch(reader.frames(cut.start, cut.end), name="bgremove-decode") as decoded,
+            Prefetch(session.mattes(decoded), name="bgremove-segment") as mattes,
             Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
         ):
-            for frame, pixels in session.process(decoded):
+            for frame, alpha in mattes:
+                pixels = session.compositor(frame, alpha)
                 # the encoder needs the frame's timing, not its decoded pixels: those are freed now
                 encoder.put((pixels, replace(frame, rgb=_NO_PIXELS, alpha=None)))
                 frames += 1
