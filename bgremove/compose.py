@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 import cv2
@@ -12,12 +13,17 @@ import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
 from .types import Alpha, Frame, RGBImage
+from .yuv import YUVPlanes, rgb_to_yuv420, rgb_to_yuv444
 
 Pixels = npt.NDArray[np.uint8]  # H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (gray)
 
 
 class Compositor(Protocol):
-    """Makes the output of one frame from the frame and its matte."""
+    """Makes the output of one frame from the frame and its matte.
+
+    A compositor may also have ``planes(frame, alpha) -> YUVPlanes | None``: the same output made from
+    the frame's decoded planes (``Frame.yuv``), which videos use when it is there.
+    """
 
     mode: CompositeMode
 
@@ -221,25 +227,69 @@ def background_blur(rgb: RGBImage, alpha: Alpha, kernel: int) -> RGBImage:
     pixels, for some 14 times less work.
     """
     height, width = rgb.shape[:2]
+    small_result, factor = _small_background_blur(rgb, alpha, kernel)
+    if factor == 1:
+        return small_result
+    return _enlarge(small_result, factor, width, height)
+
+
+def _enlarge(small: npt.NDArray[np.uint8], factor: int, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """A picture of blocks of ``factor`` pixels back to ``width`` x ``height`` (bilinear, then the
+    blocks that only padding filled cut off)."""
+    scaled = cv2.resize(small, (small.shape[1] * factor, small.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
+    return np.ascontiguousarray(scaled[:height, :width])
+
+
+def _blur_plan(kernel: int) -> tuple[int, float, int, int]:
+    """(shrink factor, sigma at the reduced size, kernel size there, margin in full-size pixels)."""
     sigma = gaussian_sigma(kernel)
     factor = _shrink_factor(sigma)
     # block averaging and bilinear upscaling blur a little themselves (variances f^2/12 and f^2/6)
     small_sigma = math.sqrt(max(sigma**2 - factor**2 / 4.0, 0.25)) / factor
     size = 2 * math.ceil(3 * small_sigma) + 1
-    margin = factor * (size // 2)
-    small_rgb = _area_shrink(rgb, factor, margin)
-    weight = np.subtract(1.0 + _SUBJECT_WEIGHT, _area_shrink(np.asarray(alpha, dtype=np.float32), factor, margin),
-                         dtype=np.float32)
-    weighted = np.multiply(small_rgb, weight[..., None], dtype=np.float32)
+    return factor, small_sigma, size, factor * (size // 2)
+
+
+def _normalised_blur(pixels: npt.NDArray[np.uint8], alpha: Alpha, small_sigma: float,
+                     size: int) -> npt.NDArray[np.uint8]:
+    """blur(pixels * w) / blur(w), w = 1 - alpha + _SUBJECT_WEIGHT, for pixels (H x W x C) and alpha
+    (H x W) of the same size."""
+    weight = np.subtract(1.0 + _SUBJECT_WEIGHT, alpha, dtype=np.float32)
+    weighted = np.multiply(pixels.reshape(*weight.shape, -1), weight[..., None], dtype=np.float32)
     blurred = cv2.GaussianBlur(weighted, (size, size), small_sigma, borderType=cv2.BORDER_REFLECT)
     blurred_weight = cv2.GaussianBlur(weight, (size, size), small_sigma, borderType=cv2.BORDER_REFLECT)
+    blurred = blurred.reshape(*weight.shape, -1)
     np.divide(blurred, blurred_weight[..., None], out=blurred)
-    small_result = cv2.convertScaleAbs(blurred)
-    if factor == 1:
-        return np.asarray(small_result, dtype=np.uint8)
-    scaled = cv2.resize(small_result, (small_result.shape[1] * factor, small_result.shape[0] * factor),
-                        interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(scaled[:height, :width])
+    return np.asarray(cv2.convertScaleAbs(blurred), dtype=np.uint8).reshape(pixels.shape)
+
+
+def _small_background_blur(rgb: RGBImage, alpha: Alpha, kernel: int) -> tuple[RGBImage, int]:
+    """``background_blur`` at the reduced size, and the factor it is reduced by."""
+    factor, small_sigma, size, margin = _blur_plan(kernel)
+    small_rgb = _area_shrink(rgb, factor, margin)
+    small_alpha = _area_shrink(np.asarray(alpha, dtype=np.float32), factor, margin)
+    return _normalised_blur(small_rgb, small_alpha, small_sigma, size), factor
+
+
+def background_blur_planes(planes: YUVPlanes, alpha: Alpha, kernel: int) -> YUVPlanes:
+    """``background_blur`` done on 4:2:0 planes: the normalised convolution is linear in the pixels, so
+    blurring Y', Cb and Cr is blurring R'G'B' (to rounding), with half the data and no conversion."""
+    factor, small_sigma, size, margin = _blur_plan(kernel)
+    weight = np.asarray(alpha, dtype=np.float32)
+    width, height = planes.width, planes.height
+    if factor == 1:  # a small blur: luma at full size, chroma at its own with a matte to match
+        y = _normalised_blur(planes.y, weight, small_sigma, size)
+        half = _area_shrink(weight, 2)
+        chroma = _normalised_blur(cv2.merge([planes.u, planes.v]), half, small_sigma / 2, size)
+        u, v = cv2.split(chroma)
+        return YUVPlanes(y, np.asarray(u, np.uint8), np.asarray(v, np.uint8), planes.colorspace)
+    small = cv2.merge([_area_shrink(planes.y, factor, margin), _area_shrink(planes.u, factor // 2, margin // 2),
+                       _area_shrink(planes.v, factor // 2, margin // 2)])
+    blurred = _normalised_blur(small, _area_shrink(weight, factor, margin), small_sigma, size)
+    y, u, v = cv2.split(blurred)
+    return YUVPlanes(_enlarge(np.asarray(y, np.uint8), factor, width, height),
+                     _enlarge(np.asarray(u, np.uint8), factor // 2, width // 2, height // 2),
+                     _enlarge(np.asarray(v, np.uint8), factor // 2, width // 2, height // 2), planes.colorspace)
 
 
 class TransparentCompositor:
@@ -259,6 +309,12 @@ class TransparentCompositor:
         if frame.alpha is not None:  # what was already transparent stays so
             matte = np.asarray((matte.astype(np.uint16) * frame.alpha + 127) // 255, dtype=np.uint8)
         return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)
+
+    def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
+        """The frame's own decoded planes with the matte as alpha (see ``_OpaqueCompositor.planes``)."""
+        if frame.yuv is None or frame.alpha is not None or self.decontaminate:
+            return None
+        return replace(frame.yuv, a=alpha_to_uint8(alpha))
 
 
 class MaskCompositor:
@@ -295,6 +351,25 @@ class _OpaqueCompositor:
             foreground = behind = frame.rgb
         return blend(foreground, self.background(frame, alpha, behind), alpha)
 
+    def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
+        """The output as 4:2:0 planes in the frame's own matrix, when the frame carries its decoded
+        planes (``Frame.yuv``), else None: the subject's pixels are the input's exactly, and only the
+        background is converted. Chroma is blended with the matte averaged over each 2 x 2 block.
+
+        A compositor that changes the subject's pixels must offer no planes (return None), or do the
+        same to them here: with the colour step (``decontaminate``) there are none."""
+        source = frame.yuv
+        if source is None or frame.alpha is not None or self.decontaminate:
+            return None
+        background = self.background_planes(frame, alpha, source.colorspace)
+        weight = np.asarray(alpha, dtype=np.float32)
+        half = _area_shrink(weight, 2)
+        return YUVPlanes(blend(source.y, background.y, weight), blend(source.u, background.u, half),
+                         blend(source.v, background.v, half), source.colorspace)
+
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        return rgb_to_yuv420(np.ascontiguousarray(self.background(frame, alpha, frame.rgb)), colorspace)
+
 
 class ColorCompositor(_OpaqueCompositor):
     mode = CompositeMode.COLOR
@@ -303,6 +378,7 @@ class ColorCompositor(_OpaqueCompositor):
         super().__init__(decontaminate)
         self.color = np.array(color, dtype=np.uint8)
         self._filled: RGBImage | None = None
+        self._planes: tuple[tuple[int, int, int], YUVPlanes] | None = None
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         # made once per frame size: blendLinear wants real pixels, not a broadcast view
@@ -310,6 +386,16 @@ class ColorCompositor(_OpaqueCompositor):
             self._filled = np.empty(frame.rgb.shape, dtype=np.uint8)
             self._filled[:] = self.color
         return self._filled
+
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        key = (frame.width, frame.height, colorspace)
+        if self._planes is None or self._planes[0] != key:
+            y, u, v = (int(plane[0, 0]) for plane in rgb_to_yuv444(np.array([[self.color]], np.uint8), colorspace))
+            height, width = frame.height, frame.width
+            self._planes = (key, YUVPlanes(np.full((height, width), y, np.uint8),
+                                           np.full((height // 2, width // 2), u, np.uint8),
+                                           np.full((height // 2, width // 2), v, np.uint8), colorspace))
+        return self._planes[1]
 
 
 class ImageCompositor(_OpaqueCompositor):
@@ -322,12 +408,19 @@ class ImageCompositor(_OpaqueCompositor):
         self.source = background
         self.fit = fit
         self._fitted: dict[tuple[int, int], RGBImage] = {}
+        self._planes: tuple[tuple[int, int, int], YUVPlanes] | None = None
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         key = (frame.width, frame.height)
         if key not in self._fitted:
             self._fitted = {key: fit_background(self.source, frame.width, frame.height, self.fit)}
         return self._fitted[key]
+
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        key = (frame.width, frame.height, colorspace)
+        if self._planes is None or self._planes[0] != key:  # converted once per video
+            self._planes = (key, rgb_to_yuv420(self.background(frame, alpha, frame.rgb), colorspace))
+        return self._planes[1]
 
 
 class MovingImageCompositor(_OpaqueCompositor):
@@ -341,6 +434,7 @@ class MovingImageCompositor(_OpaqueCompositor):
         self.source = source
         self.fit = fit
         self._last: tuple[RGBImage, tuple[int, int], RGBImage] | None = None
+        self._last_planes: tuple[RGBImage, int, YUVPlanes] | None = None
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         picture = self.source(frame.timestamp)
@@ -349,6 +443,12 @@ class MovingImageCompositor(_OpaqueCompositor):
         if self._last is None or self._last[0] is not picture or self._last[1] != key:
             self._last = (picture, key, fit_background(picture, frame.width, frame.height, self.fit))
         return self._last[2]
+
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        fitted = self.background(frame, alpha, frame.rgb)
+        if self._last_planes is None or self._last_planes[0] is not fitted or self._last_planes[1] != colorspace:
+            self._last_planes = (fitted, colorspace, rgb_to_yuv420(fitted, colorspace))
+        return self._last_planes[2]
 
 
 class BlurCompositor(_OpaqueCompositor):
@@ -363,6 +463,11 @@ class BlurCompositor(_OpaqueCompositor):
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         return background_blur(behind, alpha, self.kernel)
 
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        """The frame's own planes blurred: no RGB needed."""
+        assert frame.yuv is not None
+        return background_blur_planes(frame.yuv, alpha, self.kernel)
+
 
 class DesaturateCompositor(_OpaqueCompositor):
     mode = CompositeMode.DESATURATE
@@ -370,6 +475,12 @@ class DesaturateCompositor(_OpaqueCompositor):
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         gray = cv2.cvtColor(np.ascontiguousarray(behind), cv2.COLOR_RGB2GRAY)
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
+
+    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+        """The frame's own luma with neutral chroma."""
+        assert frame.yuv is not None
+        neutral = np.full(frame.yuv.u.shape, 128, np.uint8)
+        return YUVPlanes(frame.yuv.y, neutral, neutral, colorspace)
 
 
 def make_compositor(config: CompositeConfig, background: RGBImage | None = None) -> Compositor:

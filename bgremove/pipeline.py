@@ -251,7 +251,21 @@ class VideoSession:
         models served keep no state between VIDEO-mode frames: both modes give identical confidences,
         checked on DAVIS).
         """
-        refiner = self.pipeline._refiner
+        for frame, probability, scale in self.probabilities(frames):
+            yield frame, self.finish(frame, probability, scale)
+
+    def probabilities(self, frames: Iterable[Frame], *,
+                      keep_rgb: bool = True) -> Iterator[tuple[Frame, Alpha, float]]:
+        """Each frame with its smoothed foreground probability (at the model's resolution without
+        refinement: small, so cheap to queue between threads) and the scale the edge step needs: the
+        first half of ``mattes``.
+
+        ``keep_rgb=False``: frames that carry their decoded planes lose their RGB pixels once segmented
+        (``rgb`` becomes a placeholder of the same shape): for compositing on the planes, which needs
+        none, so the frames waiting in the smoother and the queues take a third of the memory. The edge
+        step of refinement needs them: with refinement, they are kept.
+        """
+        keep_rgb = keep_rgb or self._refine
         for frame in frames:
 
             def first(frame: Frame = frame) -> Alpha:
@@ -262,14 +276,17 @@ class VideoSession:
                 probability = _at_most(probability, SMOOTHING_LONG_SIDE)
             else:
                 probability, scale = first(), 0.0
-            for (ready, ready_scale), smoothed in self._smoother.push((frame, scale), probability, frame.rgb):
-                yield ready, self._finish(refiner, ready, smoothed, ready_scale)
+            item = frame if keep_rgb or frame.yuv is None else replace(frame, rgb=_hollow(frame.rgb.shape))
+            for (ready, ready_scale), smoothed in self._smoother.push((item, scale), probability, frame.rgb):
+                yield ready, smoothed, ready_scale
         for (ready, ready_scale), smoothed in self._smoother.flush():
-            yield ready, self._finish(refiner, ready, smoothed, ready_scale)
+            yield ready, smoothed, ready_scale
 
-    def _finish(self, refiner: Refiner, frame: Frame, probability: Alpha, scale: float) -> Alpha:
+    def finish(self, frame: Frame, probability: Alpha, scale: float = 0.0) -> Alpha:
+        """The frame-sized matte from a smoothed probability (the second half of ``mattes``)."""
         if self._refine:
-            probability = refiner.edges(frame.rgb, resize_alpha(probability, frame.width, frame.height), scale)
+            probability = self.pipeline._refiner.edges(
+                frame.rgb, resize_alpha(probability, frame.width, frame.height), scale)
         return self._mask.finish(probability, frame.width, frame.height)
 
     def process(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Pixels]]:
@@ -435,11 +452,16 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
 _NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
+def _hollow(shape: tuple[int, ...]) -> RGBImage:
+    """A read-only array of zeros of ``shape`` that takes no memory (a placeholder for pixels let go)."""
+    return np.broadcast_to(np.zeros(1, dtype=np.uint8), shape)
+
+
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
     from .stages import Drain, Prefetch
-    from .video import VIDEO_FORMATS, VideoReader, open_video_writer
+    from .video import VIDEO_FORMATS, VideoReader, open_video_writer, yuv_passthrough
 
     info, output = job.video, job.output
     assert info is not None and output is not None and job.format is not None
@@ -449,21 +471,32 @@ def _process_video(
     if info.duration > 0 and cut.start >= info.duration:
         raise UnsupportedMedia(f"{job.input.path}: --start {cut.start:g} s is past the end ({info.duration:.2f} s)")
     mode = pipeline.composite_config.mode
+    fmt = VIDEO_FORMATS[job.format]
+    # Compositors that can work on the decoded planes keep the subject's pixels exactly and skip both
+    # full-size conversions; the output then keeps the input's colour matrix.
+    compositor = pipeline.video_compositor  # its kind and colour step are the session's too
+    planes_ok = hasattr(compositor, "planes") and not getattr(compositor, "decontaminate", False)
+    colorspace = yuv_passthrough(info, fmt, mode) if planes_ok else None
     bar = progress(job.input.path, _expected_frames(info, cut.start, cut.end)) if progress else None
     frames = 0
     try:
         with (
             pipeline.video_session(start=cut.start) as session,
-            VideoReader(job.input.path, info) as reader,
-            open_video_writer(output, VIDEO_FORMATS[job.format], info, mode, cut) as writer,
+            VideoReader(job.input.path, info, keep_yuv=colorspace is not None) as reader,
+            open_video_writer(output, fmt, info, mode, cut, colorspace) as writer,
             # decoding, segmentation (with smoothing) and encoding each run in a thread of their own,
-            # compositing in this one
+            # the frame-sized matte and compositing in this one; a frame more queued is 9 MB more at
+            # 1080p, so the segmentation queue, whose items wait least, holds one
             Prefetch(reader.frames(cut.start, cut.end), name="bgremove-decode") as decoded,
-            Prefetch(session.mattes(decoded), name="bgremove-segment") as mattes,
+            Prefetch(session.probabilities(decoded, keep_rgb=colorspace is None), depth=1,
+                     name="bgremove-segment") as segmented,
             Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
         ):
-            for frame, alpha in mattes:
-                pixels = session.compositor(frame, alpha)
+            to_planes = getattr(session.compositor, "planes", None) if colorspace is not None else None
+            for frame, probability, scale in segmented:
+                alpha = session.finish(frame, probability, scale)
+                planes = to_planes(frame, alpha) if to_planes is not None else None
+                pixels = planes if planes is not None else session.compositor(frame, alpha)
                 # the encoder needs the frame's timing, not its decoded pixels: those are freed now
                 encoder.put((pixels, replace(frame, rgb=_NO_PIXELS, alpha=None)))
                 frames += 1

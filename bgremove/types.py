@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from .yuv import YUVPlanes
+
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, uint8, RGB order
 Alpha = npt.NDArray[np.float32]  # H x W, float32 in [0, 1]
 
@@ -21,7 +23,9 @@ class Frame:
     ``rgb`` is H x W x 3 uint8 in RGB order, C-contiguous. ``timestamp`` is in seconds from the start
     of the stream (0.0 for an image); video mode segmenters need it strictly increasing. ``duration``
     is how long a video frame is shown, in seconds (None for an image or when unknown).
-    ``alpha`` is the input's own transparency (H x W uint8) when it had one, else None.
+    ``alpha`` is the input's own transparency (H x W uint8) when it had one, else None. ``yuv`` is the
+    picture as the video decoder gave it (limited-range 4:2:0 planes), when a compositor may use it
+    instead of ``rgb`` for the subject's pixels.
     """
 
     rgb: RGBImage
@@ -29,6 +33,7 @@ class Frame:
     timestamp: float = 0.0
     alpha: npt.NDArray[np.uint8] | None = None
     duration: float | None = None
+    yuv: YUVPlanes | None = None
 
     @property
     def height(self) -> int:

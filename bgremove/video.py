@@ -20,7 +20,9 @@ Decisions, in one place:
   else decoded and re-encoded (AAC in MP4/MOV, Opus in WebM). ``--start``/``--end`` trim it too (to
   the packet for copied streams, to the frame for re-encoded ones). Subtitle and data streams are dropped.
 - **Colour.** Frames are decoded to RGB with the input's own matrix and range; outputs are written
-  as BT.709 limited range, tagged so, with the input's primaries and transfer tags kept.
+  as BT.709 limited range, tagged so, with the input's primaries and transfer tags kept. Where the
+  input's decoded 4:2:0 planes can go out as they are (``yuv_passthrough``), compositors work on them:
+  the subject's pixels stay the input's exactly and the output keeps the input's matrix tag.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from .config import CompositeMode, VideoConfig
 from .errors import OutputError, UnsupportedMedia
 from .media import atomic_output, check_readable_file
 from .types import Frame, RGBImage
+from .yuv import BT709, YUVPlanes, rgb_to_yuv420
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +136,9 @@ class VideoInfo:
     color_primaries: int = 2  # FFmpeg's "unspecified"
     color_trc: int = 2
     audio: tuple[AudioStreamInfo, ...] = ()
+    pix_fmt: str = ""  # the first frame's, as decoded
+    colorspace: int = 2  # its matrix (FFmpeg's AVColorSpace)
+    color_range: int = 0  # 0 unspecified, 1 limited ("tv"), 2 full ("pc")
 
     @property
     def stored_size(self) -> tuple[int, int]:
@@ -280,9 +286,35 @@ def probe_video(path: Path) -> VideoInfo:
             color_primaries=int(first.color_primaries or 2),
             color_trc=int(first.color_trc or 2),
             audio=audio,
+            pix_fmt=first.format.name,
+            colorspace=int(first.colorspace or 2),
+            color_range=int(first.color_range or 0),
         )
     finally:
         container.close()
+
+
+def yuv_passthrough(info: VideoInfo, fmt: VideoFormat, mode: CompositeMode) -> int | None:
+    """The colour matrix with which the input's decoded planes can go to the output as they are (the
+    subject's pixels untouched, only the new background converted), or None where they cannot: an
+    input that is not 8-bit limited-range 4:2:0 in BT.601/709 (or unspecified), a rotated or odd-sized
+    one, or an output that is not 4:2:0 (ProRes, masks)."""
+    from .yuv import SUPPORTED_MATRICES
+
+    alpha = mode is CompositeMode.TRANSPARENT
+    output_pix_fmt = fmt.alpha_pix_fmt if alpha else fmt.opaque_pix_fmt
+    if (
+        mode is CompositeMode.MASK
+        or output_pix_fmt not in ("yuv420p", "yuva420p")
+        or info.pix_fmt != "yuv420p"
+        or info.color_range == 2
+        or info.colorspace not in SUPPORTED_MATRICES
+        or info.rotation % 360
+        or info.width % 2
+        or info.height % 2
+    ):
+        return None
+    return info.colorspace
 
 
 def decoder_threads() -> int:
@@ -328,8 +360,9 @@ class VideoReader:
     file), raises ``UnsupportedMedia`` while iterating.
     """
 
-    def __init__(self, path: Path, info: VideoInfo | None = None) -> None:
+    def __init__(self, path: Path, info: VideoInfo | None = None, *, keep_yuv: bool = False) -> None:
         self.path = path
+        self.keep_yuv = keep_yuv  # also give each frame its decoded planes (Frame.yuv), where 4:2:0
         self.info = info or probe_video(path)
         self._container = _open_input(path)
         self._stream = _video_stream(self._container, path)
@@ -412,7 +445,21 @@ class VideoReader:
         rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
         if self._turns:
             rgb = np.rot90(rgb, self._turns)
-        frame = Frame(rgb=np.ascontiguousarray(rgb), index=self.frames_read, timestamp=timestamp, duration=duration)
+        yuv = None
+        if self.keep_yuv and not self._turns and decoded.format.name == "yuv420p" \
+                and decoded.width % 2 == 0 and decoded.height % 2 == 0:
+            stacked = decoded.to_ndarray()  # Y' rows, then Cb and Cr, each (H/2 x W/2) flattened
+            height, width = decoded.height, decoded.width
+            chroma = height * width // 4
+            flat = stacked.reshape(-1)
+            yuv = YUVPlanes(
+                stacked[:height],
+                flat[height * width : height * width + chroma].reshape(height // 2, width // 2),
+                flat[height * width + chroma :].reshape(height // 2, width // 2),
+                self.info.colorspace,
+            )
+        frame = Frame(rgb=np.ascontiguousarray(rgb), index=self.frames_read, timestamp=timestamp, duration=duration,
+                      yuv=yuv)
         self.frames_read += 1
         return frame
 
@@ -507,53 +554,34 @@ def pad_to_even(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.pad(pixels, padding, mode="edge")
 
 
-def _bt709_limited(channels: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """``cv2.transform`` matrices from R'G'B'(A) 0-255 to BT.709 limited range: Y' (16-235) and
-    Cb, Cr (16-240), the last column the offset; an alpha channel gets no weight."""
-    red, blue = 0.2126, 0.0722
-    green = 1.0 - red - blue
-    luma = np.zeros((1, channels + 1), np.float32)
-    luma[0, :3] = np.array([red, green, blue]) * 219.0 / 255.0
-    luma[0, -1] = 16.0
-    chroma = np.zeros((2, channels + 1), np.float32)
-    chroma[0, :3] = np.array([-red, -green, 1.0 - blue]) / (2.0 * (1.0 - blue)) * 224.0 / 255.0
-    chroma[1, :3] = np.array([1.0 - red, -green, -blue]) / (2.0 * (1.0 - red)) * 224.0 / 255.0
-    chroma[:, -1] = 128.0
-    return luma, chroma
-
-
-_BT709 = {channels: _bt709_limited(channels) for channels in (3, 4)}
-
-
 def _fill_plane(plane: Any, pixels: npt.NDArray[np.uint8]) -> None:
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     rows[:, : plane.width] = pixels
 
 
-def yuv420_frame(pixels: npt.NDArray[np.uint8]) -> Any:
-    """RGB (H x W x 3) or RGBA (H x W x 4) uint8 with even sizes -> a BT.709 limited-range ``yuv420p``
-    or ``yuva420p`` VideoFrame, the alpha channel copied as it is.
+def planes_frame(planes: YUVPlanes) -> Any:
+    """A ``yuv420p`` (or ``yuva420p`` when ``planes.a`` is set) VideoFrame holding ``planes``, tagged
+    with their matrix and limited range."""
+    import av
+
+    frame = av.VideoFrame(planes.width, planes.height, "yuv420p" if planes.a is None else "yuva420p")
+    for plane, pixels in zip(frame.planes, (planes.y, planes.u, planes.v, planes.a), strict=False):
+        assert pixels is not None
+        _fill_plane(plane, pixels)
+    frame.colorspace = planes.colorspace
+    frame.color_range = 1  # limited ("tv")
+    return frame
+
+
+def yuv420_frame(pixels: npt.NDArray[np.uint8], colorspace: int = BT709) -> Any:
+    """RGB (H x W x 3) or RGBA (H x W x 4) uint8 with even sizes -> a limited-range ``yuv420p`` or
+    ``yuva420p`` VideoFrame in the matrix ``colorspace`` (BT.709 by default), alpha copied as it is.
 
     FFmpeg's swscale has no fast path from RGB to BT.709 YUV: it took 5-6 ms for a 720p frame here,
     this 2.7 ms (Y' from every pixel, Cb and Cr from the 2 x 2 averages). It agrees with swscale to 1
     level on Y' and 0.1 on average on Cb and Cr (chroma sited at the centre of each 2 x 2 block).
     """
-    import av
-    import cv2
-
-    height, width, channels = pixels.shape
-    luma, chroma = _BT709[channels]
-    frame = av.VideoFrame(width, height, "yuva420p" if channels == 4 else "yuv420p")
-    _fill_plane(frame.planes[0], cv2.transform(pixels, luma))
-    averages = cv2.resize(pixels, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
-    blue_difference, red_difference = cv2.split(cv2.transform(averages, chroma))
-    _fill_plane(frame.planes[1], blue_difference)
-    _fill_plane(frame.planes[2], red_difference)
-    if channels == 4:
-        _fill_plane(frame.planes[3], pixels[..., 3])
-    frame.colorspace = 1  # BT.709
-    frame.color_range = 1  # limited ("tv")
-    return frame
+    return planes_frame(rgb_to_yuv420(pixels, colorspace))
 
 
 def _x264_options(config: VideoConfig) -> dict[str, str]:
@@ -731,7 +759,7 @@ class VideoWriter:
     """
 
     def __init__(self, temporary: Path, fmt: VideoFormat, info: VideoInfo, mode: CompositeMode,
-                 config: VideoConfig) -> None:
+                 config: VideoConfig, colorspace: int | None = None) -> None:
         import av
         from av.video.reformatter import Colorspace
 
@@ -748,6 +776,9 @@ class VideoWriter:
         options = {"movflags": "+faststart"} if fmt.muxer in ("mp4", "mov") else {}
         self._output = av.open(str(temporary), "w", format=fmt.muxer, options=options)
         self._colorspace = Colorspace.ITU709
+        # The matrix of the output's 4:2:0 pictures: BT.709, or the input's own when its planes are
+        # passed through (``yuv_passthrough``), which RGB frames are then converted to as well.
+        self._matrix = BT709 if colorspace is None else colorspace
         try:
             self._video = self._add_video_stream()
             self._audio = (
@@ -777,7 +808,7 @@ class VideoWriter:
         context = stream.codec_context
         context.time_base = info.time_base
         context.thread_count = decoder_threads()
-        context.colorspace = int(self._colorspace)
+        context.colorspace = self._matrix if self._pix_fmt in ("yuv420p", "yuva420p") else int(self._colorspace)
         context.color_range = 1  # limited ("tv") range
         context.color_primaries = info.color_primaries
         context.color_trc = info.color_trc
@@ -795,10 +826,14 @@ class VideoWriter:
                 logger.warning("%s: rotation metadata not written: %s", info.path, _reason(error))
         return stream
 
-    def write(self, pixels: npt.NDArray[np.uint8], frame: Frame) -> None:
-        """Encode one output frame; its timestamp and duration come from the input ``frame``."""
+    def write(self, pixels: npt.NDArray[np.uint8] | YUVPlanes, frame: Frame) -> None:
+        """Encode one output frame (pixels, or planes from ``yuv_passthrough``); its timestamp and
+        duration come from the input ``frame``."""
         import av
 
+        if isinstance(pixels, YUVPlanes):
+            self._encode(planes_frame(pixels), frame)
+            return
         if self._turns:
             pixels = np.rot90(pixels, -self._turns)
         if self._pad:
@@ -806,7 +841,7 @@ class VideoWriter:
         pixels = np.ascontiguousarray(pixels)
         if pixels.ndim == 3 and self._pix_fmt == ("yuva420p" if pixels.shape[2] == 4 else "yuv420p") \
                 and pixels.shape[0] % 2 == 0 and pixels.shape[1] % 2 == 0:
-            encoded = yuv420_frame(pixels)
+            encoded = yuv420_frame(pixels, self._matrix)
         else:
             if pixels.ndim == 2:
                 source = av.VideoFrame.from_ndarray(pixels, format="gray")
@@ -815,6 +850,11 @@ class VideoWriter:
             else:
                 source = av.VideoFrame.from_ndarray(pixels, format="rgb24")
             encoded = source.reformat(format=self._pix_fmt, dst_colorspace=self._colorspace)
+        self._encode(encoded, frame)
+
+    def _encode(self, encoded: Any, frame: Frame) -> None:
+        import av
+
         time_base = self.info.time_base
         pts = int(round((frame.timestamp - self.config.start) / time_base))
         if self._last_pts is not None and pts <= self._last_pts:
@@ -851,14 +891,14 @@ class VideoWriter:
 
 @contextlib.contextmanager
 def open_video_writer(path: Path, fmt: VideoFormat, info: VideoInfo, mode: CompositeMode,
-                      config: VideoConfig) -> Iterator[VideoWriter]:
+                      config: VideoConfig, colorspace: int | None = None) -> Iterator[VideoWriter]:
     """A ``VideoWriter`` onto a hidden temporary file beside ``path``, renamed to ``path`` only when the
     block ends without an error (Ctrl-C included) and at least one frame was written."""
     import av
 
     with atomic_output(path) as temporary:
         try:
-            writer = VideoWriter(temporary, fmt, info, mode, config)
+            writer = VideoWriter(temporary, fmt, info, mode, config, colorspace)
         except av.error.FFmpegError as error:
             raise OutputError(f"{path}: cannot start the {fmt.name} encoder ({_reason(error)})") from None
         try:

@@ -125,16 +125,16 @@ def test_decoder_error_mid_video_is_one_line_and_leaves_nothing(run, clip, monke
 def test_a_bug_in_the_main_thread_stops_the_others(run, clip, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from bgremove import compose
 
-    original = compose.BlurCompositor.background
+    original = compose._normalised_blur
     calls = [0]
 
-    def buggy(self, frame, alpha, behind):  # type: ignore[no-untyped-def]
+    def buggy(*arguments):  # type: ignore[no-untyped-def]
         calls[0] += 1
         if calls[0] == 5:
             raise ZeroDivisionError("division by zero")
-        return original(self, frame, alpha, behind)
+        return original(*arguments)
 
-    monkeypatch.setattr(compose.BlurCompositor, "background", buggy)
+    monkeypatch.setattr(compose, "_normalised_blur", buggy)
     result = run(clip, "--blur", "45", "-q")
     assert result.exit_code == 1
     assert f"bgremove: error: {clip}: unexpected ZeroDivisionError: division by zero" in result.output
@@ -179,15 +179,124 @@ def test_decoded_frames_are_freed_without_the_cyclic_gc(tmp_path, frames_160) ->
     from bgremove.video import VideoReader
 
     rotated = write_clip(tmp_path / "rotated.mp4", frames_160, fps=24, rotation=90)
+    def video_frames() -> int:
+        return sum(type(thing) is av.VideoFrame for thing in gc.get_objects())
+
     gc.collect()
     gc.disable()
     try:
+        before = video_frames()  # what earlier tests left referenced
         with VideoReader(rotated) as reader:
             count = 0
             for frame in reader.frames():
                 assert frame.rgb.shape == (160, 120, 3)  # turned upright
                 count += 1
-            alive = sum(type(thing) is av.VideoFrame for thing in gc.get_objects())
+            alive = video_frames() - before
     finally:
         gc.enable()
     assert count == 48 and alive <= 4
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compositing on the decoded planes
+
+
+def _planes_of(rgb: np.ndarray, colorspace: int = 1):  # type: ignore[no-untyped-def]
+    from bgremove.yuv import rgb_to_yuv420
+
+    return rgb_to_yuv420(np.ascontiguousarray(rgb), colorspace)
+
+
+@pytest.mark.parametrize("mode", ["blur", "small-blur", "bg-color", "bg", "desaturate"])
+def test_planes_keep_the_subject_exactly_and_match_the_rgb_output(mode: str, astronaut: np.ndarray) -> None:
+    from dataclasses import replace
+
+    from bgremove.compose import make_compositor
+    from bgremove.config import CompositeConfig, CompositeMode
+    from bgremove.types import Frame
+    from bgremove.yuv import rgb_to_yuv420
+
+    rgb = np.ascontiguousarray(astronaut[:240, :320])
+    frame = Frame(rgb=rgb, yuv=_planes_of(rgb, 6))
+    alpha = np.zeros((240, 320), np.float32)
+    alpha[:, :160] = 1.0
+    alpha[:, 150:170] = np.linspace(1, 0, 20, dtype=np.float32)
+    config = {"blur": CompositeConfig(CompositeMode.BLUR, blur=45),
+              "small-blur": CompositeConfig(CompositeMode.BLUR, blur=9),
+              "bg-color": CompositeConfig(CompositeMode.COLOR, color=(0, 255, 0)),
+              "bg": CompositeConfig(CompositeMode.IMAGE),
+              "desaturate": CompositeConfig(CompositeMode.DESATURATE)}[mode]
+    config = replace(config, decontaminate=False)  # videos' default: the colour step only with --quality
+    compositor = make_compositor(config, np.ascontiguousarray(astronaut[::-1, ::-1]))
+    planes = compositor.planes(frame, alpha)  # type: ignore[attr-defined]
+    assert planes is not None and planes.colorspace == 6 and planes.a is None
+    assert np.array_equal(planes.y[:, :150], frame.yuv.y[:, :150])  # the subject, untouched
+    assert np.array_equal(planes.u[:, :75], frame.yuv.u[:, :75])
+    expected = rgb_to_yuv420(compositor(frame, alpha), 6)  # the RGB output, converted
+    assert np.abs(planes.y.astype(int) - expected.y).mean() < 1.0
+    assert np.abs(planes.u.astype(int) - expected.u).mean() < 1.5
+    assert np.abs(planes.v.astype(int) - expected.v).mean() < 1.5
+
+
+def test_transparent_planes_are_the_frame_planes_with_the_matte(astronaut: np.ndarray) -> None:
+    from bgremove.compose import make_compositor
+    from bgremove.config import CompositeConfig, CompositeMode
+    from bgremove.types import Frame
+
+    rgb = np.ascontiguousarray(astronaut[:64, :64])
+    frame = Frame(rgb=rgb, yuv=_planes_of(rgb))
+    alpha = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    planes = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT, decontaminate=False)).planes(frame, alpha)  # type: ignore[attr-defined]
+    assert planes.y is frame.yuv.y and planes.u is frame.yuv.u
+    assert planes.a is not None and planes.a[0, 0] == 0 and planes.a[0, 63] == 255
+
+
+def test_frames_without_planes_take_the_rgb_way(astronaut: np.ndarray) -> None:
+    from bgremove.compose import make_compositor
+    from bgremove.config import CompositeConfig, CompositeMode
+    from bgremove.types import Frame
+
+    compositor = make_compositor(CompositeConfig(CompositeMode.BLUR))
+    frame = Frame(rgb=np.ascontiguousarray(astronaut[:64, :64]))
+    assert compositor.planes(frame, np.ones((64, 64), np.float32)) is None  # type: ignore[attr-defined]
+
+
+def test_passthrough_only_where_the_planes_can_go_out_as_they_are(tmp_path, frames_160) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    from video_helpers import write_clip
+
+    from bgremove.config import CompositeMode
+    from bgremove.video import VIDEO_FORMATS, probe_video, yuv_passthrough
+
+    info = probe_video(write_clip(tmp_path / "plain.mp4", frames_160, fps=24))
+    assert info.pix_fmt == "yuv420p" and info.colorspace == 2
+    assert yuv_passthrough(info, VIDEO_FORMATS["mp4"], CompositeMode.BLUR) == 2
+    assert yuv_passthrough(info, VIDEO_FORMATS["webm"], CompositeMode.TRANSPARENT) == 2
+    assert yuv_passthrough(info, VIDEO_FORMATS["mov"], CompositeMode.TRANSPARENT) is None  # ProRes 4:4:4
+    assert yuv_passthrough(info, VIDEO_FORMATS["mp4"], CompositeMode.MASK) is None
+    assert yuv_passthrough(replace(info, rotation=90), VIDEO_FORMATS["mp4"], CompositeMode.BLUR) is None
+    assert yuv_passthrough(replace(info, width=161), VIDEO_FORMATS["mp4"], CompositeMode.BLUR) is None
+    assert yuv_passthrough(replace(info, color_range=2), VIDEO_FORMATS["mp4"], CompositeMode.BLUR) is None
+    assert yuv_passthrough(replace(info, colorspace=9), VIDEO_FORMATS["mp4"], CompositeMode.BLUR) is None
+
+
+@pytest.mark.parametrize(("arguments", "suffix"), [(["--blur", "45"], ".mp4"), (["--transparent"], ".webm")])
+def test_passthrough_output_keeps_the_input_matrix_and_looks_like_the_rgb_output(
+    run, clip, monkeypatch, arguments, suffix
+) -> None:  # type: ignore[no-untyped-def]
+    from video_helpers import decode_frames
+
+    result = run(clip, *arguments, "-q", "--suffix", "_planes")
+    assert result.exit_code == 0, result.output
+    monkeypatch.setattr("bgremove.video.yuv_passthrough", lambda *_: None)  # _process_video imports it there
+    result = run(clip, *arguments, "-q", "--suffix", "_rgb")
+    assert result.exit_code == 0, result.output
+    with av.open(str(clip.with_name(f"clip_planes{suffix}"))) as container:
+        assert container.streams.video[0].codec_context.colorspace == 2  # as the input: unspecified
+    with av.open(str(clip.with_name(f"clip_rgb{suffix}"))) as container:
+        assert container.streams.video[0].codec_context.colorspace == 1  # converted to BT.709
+    planes, _, _ = decode_frames(clip.with_name(f"clip_planes{suffix}"))
+    rgb, _, _ = decode_frames(clip.with_name(f"clip_rgb{suffix}"))
+    assert len(planes) == len(rgb) == 48
+    assert np.mean([np.abs(a[..., :3].astype(int) - b[..., :3]).mean() for a, b in zip(planes, rgb, strict=True)]) < 2.5
