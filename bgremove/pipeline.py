@@ -485,12 +485,12 @@ def _process_video(
             VideoReader(job.input.path, info, keep_yuv=colorspace is not None) as reader,
             open_video_writer(output, fmt, info, mode, cut, colorspace) as writer,
             # decoding, segmentation (with smoothing) and encoding each run in a thread of their own,
-            # the frame-sized matte and compositing in this one; a frame more queued is 9 MB more at
-            # 1080p, so the segmentation queue, whose items wait least, holds one
-            Prefetch(reader.frames(cut.start, cut.end), name="bgremove-decode") as decoded,
+            # the frame-sized matte and compositing in this one. One item queued between stages is
+            # enough to keep them all busy; each one more is some 9 MB more at 1080p.
+            Prefetch(reader.frames(cut.start, cut.end), depth=1, name="bgremove-decode") as decoded,
             Prefetch(session.probabilities(decoded, keep_rgb=colorspace is None), depth=1,
                      name="bgremove-segment") as segmented,
-            Drain(lambda item: writer.write(*item), name="bgremove-encode") as encoder,
+            Drain(lambda item: writer.write(*item), depth=1, name="bgremove-encode") as encoder,
         ):
             to_planes = getattr(session.compositor, "planes", None) if colorspace is not None else None
             for frame, probability, scale in segmented:
