@@ -90,19 +90,38 @@ def environment() -> dict[str, str]:
     return env
 
 
+# Linux gives a process that calls exec the peak RSS of the image it replaced (ru_maxrss keeps the
+# larger): a command started straight from this bench, which has NumPy, OpenCV and PyAV loaded, would
+# report at least the bench's own RSS. So each command is started from this small launcher, a fresh
+# interpreter of some 10 MB, which times it and writes its wall time, CPU time and peak RSS to a file.
+_LAUNCHER = """
+import json, os, sys, time
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - started
+with open(sys.argv[1], "w") as result:
+    json.dump([seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss], result)
+sys.exit(os.waitstatus_to_exitcode(status) & 255)
+"""
+
+
 def measure(command: list[str], env: dict[str, str]) -> Sample:
     """Run ``command`` to completion; wall time, CPU time and peak RSS of that process alone."""
-    started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        tail = errors.decode(errors="replace")[-2000:]
-        raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{tail}")
-    return Sample(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="bgremove-bench-") as folder:
+        report = Path(folder) / "usage.json"
+        process = subprocess.run([sys.executable, "-S", "-c", _LAUNCHER, str(report), *command], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if process.returncode != 0 or not report.exists():
+            tail = process.stderr.decode(errors="replace")[-2000:]
+            raise SystemExit(f"failed ({process.returncode}): {' '.join(command)}\n{tail}")
+        seconds, cpu, max_rss_kb = json.loads(report.read_text())
+    return Sample(seconds, cpu, max_rss_kb / 1024)
 
 
 def clean(path: Path) -> None:
