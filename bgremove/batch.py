@@ -119,6 +119,16 @@ def _interrupt_main_soon(signum: int) -> None:
     timer.start()
 
 
+def settle_done(jobs: Iterable[Job], config: OutputConfig, todo: list[Job]) -> Iterator[FileResult]:
+    """The results of the jobs that need no work (skipped, failed at planning), in order; the others
+    are appended to ``todo`` for an engine to run."""
+    for job in jobs:
+        if needs_work(job, config):
+            todo.append(job)
+        else:
+            yield attempt(None, job, config)
+
+
 def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig,
                    progress: ProgressFactory | None = None) -> Iterator[FileResult]:
     """The jobs one after another, in order. The model is loaded before the first job that needs it,
@@ -139,11 +149,7 @@ def run_in_pool(jobs: Sequence[Job], pipeline_options: dict[str, Any], config: O
     stops the workers and removes their temporaries.
     """
     todo: list[Job] = []
-    for job in jobs:
-        if needs_work(job, config):
-            todo.append(job)
-        else:
-            yield attempt(None, job, config)
+    yield from settle_done(jobs, config, todo)
     if not todo:
         return
     workers = max(1, min(workers, len(todo)))

@@ -89,15 +89,11 @@ def run_on_ray(
     cpus_per_actor: float = 1,
 ) -> Iterator[FileResult]:
     """Planned jobs through Ray Data actors; results as they come (jobs with nothing to do first)."""
-    from .batch import attempt, needs_work
+    from .batch import settle_done
 
     check_address(address)
     todo: list[Job] = []
-    for job in jobs:
-        if needs_work(job, config):
-            todo.append(job)
-        else:
-            yield attempt(None, job, config)
+    yield from settle_done(jobs, config, todo)
     if not todo:
         return
     try:
