@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
 from .types import Alpha, Frame, RGBImage
-from .yuv import YUVPlanes, rgb_to_yuv420, rgb_to_yuv444
+from .yuv import YUVPlanes, rgb_to_yuv420
 
 Pixels = npt.NDArray[np.uint8]  # H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (gray)
 
@@ -22,7 +22,8 @@ class Compositor(Protocol):
     """Makes the output of one frame from the frame and its matte.
 
     A compositor may also have ``planes(frame, alpha) -> YUVPlanes | None``: the same output made from
-    the frame's decoded planes (``Frame.yuv``), which videos use when it is there.
+    the frame's decoded planes (``Frame.yuv``), which videos use when it is there, and then an
+    ``on_planes`` property that says whether it can (videos decide once, before decoding).
     """
 
     mode: CompositeMode
@@ -300,6 +301,12 @@ class TransparentCompositor:
     def __init__(self, decontaminate: bool = True) -> None:
         self.decontaminate = decontaminate
 
+    @property
+    def on_planes(self) -> bool:
+        """Whether ``planes`` can make this compositor's output from a frame's decoded planes: not
+        with the colour step, which changes the subject's edge pixels."""
+        return not self.decontaminate
+
     def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
         matte = alpha_to_uint8(alpha)
         rgb = frame.rgb
@@ -312,7 +319,7 @@ class TransparentCompositor:
 
     def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
         """The frame's own decoded planes with the matte as alpha (see ``_OpaqueCompositor.planes``)."""
-        if frame.yuv is None or frame.alpha is not None or self.decontaminate:
+        if frame.yuv is None or frame.alpha is not None or not self.on_planes:
             return None
         return replace(frame.yuv, a=alpha_to_uint8(alpha))
 
@@ -337,6 +344,12 @@ class _OpaqueCompositor:
     def __init__(self, decontaminate: bool = True) -> None:
         self.decontaminate = decontaminate
 
+    @property
+    def on_planes(self) -> bool:
+        """Whether ``planes`` can make this compositor's output from a frame's decoded planes: not
+        with the colour step, which changes the subject's edge pixels."""
+        return not self.decontaminate
+
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         """The new background; ``behind`` is the photo's own background colours (the photo where the
         colours are not split)."""
@@ -359,7 +372,7 @@ class _OpaqueCompositor:
         A compositor that changes the subject's pixels must offer no planes (return None), or do the
         same to them here: with the colour step (``decontaminate``) there are none."""
         source = frame.yuv
-        if source is None or frame.alpha is not None or self.decontaminate:
+        if source is None or frame.alpha is not None or not self.on_planes:
             return None
         background = self.background_planes(frame, alpha, source.colorspace)
         weight = np.asarray(alpha, dtype=np.float32)
@@ -390,7 +403,8 @@ class ColorCompositor(_OpaqueCompositor):
     def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
         key = (frame.width, frame.height, colorspace)
         if self._planes is None or self._planes[0] != key:
-            y, u, v = (int(plane[0, 0]) for plane in rgb_to_yuv444(np.array([[self.color]], np.uint8), colorspace))
+            block = rgb_to_yuv420(np.full((2, 2, 3), self.color, np.uint8), colorspace)
+            y, u, v = int(block.y[0, 0]), int(block.u[0, 0]), int(block.v[0, 0])
             height, width = frame.height, frame.width
             self._planes = (key, YUVPlanes(np.full((height, width), y, np.uint8),
                                            np.full((height // 2, width // 2), u, np.uint8),

@@ -474,9 +474,9 @@ def _process_video(
     fmt = VIDEO_FORMATS[job.format]
     # Compositors that can work on the decoded planes keep the subject's pixels exactly and skip both
     # full-size conversions; the output then keeps the input's colour matrix.
-    compositor = pipeline.video_compositor  # its kind and colour step are the session's too
-    planes_ok = hasattr(compositor, "planes") and not getattr(compositor, "decontaminate", False)
-    colorspace = yuv_passthrough(info, fmt, mode) if planes_ok else None
+    # the session's compositor is of the same kind, with the same colour step
+    on_planes = getattr(pipeline.video_compositor, "on_planes", False)
+    colorspace = yuv_passthrough(info, fmt, mode) if on_planes else None
     bar = progress(job.input.path, _expected_frames(info, cut.start, cut.end)) if progress else None
     frames = 0
     try:
@@ -492,7 +492,7 @@ def _process_video(
                      name="bgremove-segment") as segmented,
             Drain(lambda item: writer.write(*item), depth=1, name="bgremove-encode") as encoder,
         ):
-            to_planes = getattr(session.compositor, "planes", None) if colorspace is not None else None
+            to_planes = session.compositor.planes if colorspace is not None else None  # type: ignore[attr-defined]
             for frame, probability, scale in segmented:
                 alpha = session.finish(frame, probability, scale)
                 planes = to_planes(frame, alpha) if to_planes is not None else None

@@ -79,12 +79,3 @@ def rgb_to_yuv420(pixels: npt.NDArray[np.uint8], colorspace: int = BT709) -> YUV
     alpha = np.ascontiguousarray(pixels[..., 3]) if channels == 4 else None
     return YUVPlanes(y, np.asarray(u, dtype=np.uint8), np.asarray(v, dtype=np.uint8), colorspace, alpha)
 
-
-def rgb_to_yuv444(pixels: npt.NDArray[np.uint8], colorspace: int = BT709) -> tuple[npt.NDArray[np.uint8], ...]:
-    """RGB (H x W x 3) -> full-size Y', Cb and Cr planes (for a small picture that is scaled up after)."""
-    import cv2
-
-    luma, chroma = _MATRICES[(colorspace, 3)]
-    y = np.asarray(cv2.transform(pixels, luma), dtype=np.uint8).reshape(pixels.shape[:2])
-    u, v = cv2.split(cv2.transform(pixels, chroma))
-    return y, np.asarray(u, dtype=np.uint8), np.asarray(v, dtype=np.uint8)
