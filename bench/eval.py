@@ -23,6 +23,8 @@ photos 1% of the diagonal would be 10 px and hide the edge work). *ms/image*: wa
 segmentation and refinement (``Pipeline.probability``; no file reading, no compositing) per image, on
 whatever machine runs this; *CPU ms/image* the CPU time of all the process's threads for the same work,
 which a busy machine disturbs less (it adds up every thread, so it can exceed the wall time).
+``--scale 4`` enlarges the photos and masks four times (and the boundary tolerance to 12 px): phone-size
+photos, which take the path of photos above 2048 px; the labelled photos themselves are all smaller.
 
 DAVIS: the H.264 clip through a video session as ``bgremove clip.mp4`` runs it (times include decoding
 and smoothing). *flicker* is the mean absolute change of the soft matte between consecutive frames (0-1
@@ -141,10 +143,11 @@ class Scores:
     seconds: list[float] = dataclasses.field(default_factory=list)
     cpu_seconds: list[float] = dataclasses.field(default_factory=list)
 
-    def add(self, probability: np.ndarray, truth: np.ndarray, seconds: float, cpu_seconds: float) -> None:
+    def add(self, probability: np.ndarray, truth: np.ndarray, seconds: float, cpu_seconds: float,
+            tolerance: float = TOLERANCE_PX) -> None:
         predicted = probability >= 0.5
         self.ious.append(iou(predicted, truth))
-        self.boundaries.append(boundary_f(predicted, truth))
+        self.boundaries.append(boundary_f(predicted, truth, tolerance))
         self.seconds.append(seconds)
         self.cpu_seconds.append(cpu_seconds)
 
@@ -169,7 +172,9 @@ def read_mask(path: Path, width: int, height: int) -> np.ndarray:
     return mask
 
 
-def labelled_pairs(labelled: LabelledSet, limit: int | None) -> list[tuple[str, Frame, np.ndarray]]:
+def labelled_pairs(labelled: LabelledSet, limit: int | None, scale: float = 1.0) -> list[tuple[str, Frame, np.ndarray]]:
+    """The set's photos and masks; ``scale`` above 1 enlarges both (bicubic photo, the mask cut from its
+    bilinear enlargement) to try the path large photos take."""
     folder = DATA_DIR / labelled.folder
     if not folder.is_dir():
         raise SystemExit(f"eval: {folder} is absent (set BGREMOVE_DATA_DIR to the shared data folder)")
@@ -177,6 +182,10 @@ def labelled_pairs(labelled: LabelledSet, limit: int | None) -> list[tuple[str, 
     for image_path in sorted((folder / "images").iterdir())[:limit]:
         frame, _ = read_image(image_path)
         truth = read_mask(folder / labelled.masks / f"{image_path.stem}.png", frame.width, frame.height)
+        if scale != 1.0:
+            size = (round(frame.width * scale), round(frame.height * scale))
+            frame = Frame(rgb=np.asarray(cv2.resize(frame.rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8))
+            truth = cv2.resize(truth.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
         pairs.append((image_path.stem, frame, truth))
     return pairs
 
@@ -200,14 +209,15 @@ Row = list[str]
 HEADER = ["set", "model", "variant", "images", "mean IoU", "IoU p10", "boundary F", "ms/image", "CPU ms/image"]
 
 
-def evaluate_set(labelled: LabelledSet, variants: dict[str, RefineConfig], limit: int | None) -> Iterator[Row]:
-    pairs = labelled_pairs(labelled, limit)
+def evaluate_set(labelled: LabelledSet, variants: dict[str, RefineConfig], limit: int | None,
+                 scale: float = 1.0) -> Iterator[Row]:
+    pairs = labelled_pairs(labelled, limit, scale)
     for variant, refine in variants.items():
         scores = Scores()
         with open_pipeline(labelled.model, refine, pairs[0][1]) as pipeline:
             for _, frame, truth in pairs:
                 probability, seconds, cpu_seconds = timed(pipeline, frame)
-                scores.add(probability, truth, seconds, cpu_seconds)
+                scores.add(probability, truth, seconds, cpu_seconds, TOLERANCE_PX * scale)
         yield [labelled.name, labelled.model, variant, *scores.row()]
 
 
@@ -333,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None,
                         help="evaluate the person sets with these models instead of selfie, e.g. selfie,deeplab")
     parser.add_argument("--limit", type=int, default=None, help="first N images of each set (N frames on DAVIS)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="enlarge the labelled photos and masks N times (boundary tolerance too), e.g. 4 "
+                        "for phone-size photos: the path photos above 2048 px take")
     arguments = parser.parse_args(argv)
     wanted = [name.strip() for name in arguments.sets.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in ALL_SETS]
@@ -355,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             models = [model.strip() for model in arguments.models.split(",")]
         for model in models:
             variants = HAIR_VARIANTS if name == "hair" else VARIANTS
-            for row in evaluate_set(dataclasses.replace(labelled, model=model), pick(variants), arguments.limit):
+            for row in evaluate_set(dataclasses.replace(labelled, model=model), pick(variants), arguments.limit,
+                                    arguments.scale):
                 rows.append(row)
                 print("  " + " | ".join(row), file=sys.stderr, flush=True)
     if rows:

@@ -311,8 +311,8 @@ class TransparentCompositor:
         matte = alpha_to_uint8(alpha)
         rgb = frame.rgb
         if self.decontaminate:
-            foreground, _ = estimate_colours(rgb, alpha)
-            rgb = np.where((matte > 0)[..., None], foreground, rgb)  # invisible pixels keep their colour
+            # only pixels whose 8-bit alpha mixes get new colours (never invisible ones: they keep theirs)
+            rgb, _ = estimate_colours(rgb, alpha)
         if frame.alpha is not None:  # what was already transparent stays so
             matte = np.asarray((matte.astype(np.uint16) * frame.alpha + 127) // 255, dtype=np.uint8)
         return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)

@@ -429,15 +429,32 @@ def process_file(
     gets ``update(frames)`` calls as frames are written, and ``close()`` at the end.
     """
     started = time.perf_counter()
+    if job.kind == "video":
+        check_job(job, config)
+        return _process_video(pipeline, job, config, progress, started)
+    frame = read_job_image(job, config)
+    return write_job_image(job, config, pipeline.process_frame(frame), started)
+
+
+def check_job(job: Job, config: OutputConfig) -> None:
+    """Raise what stops ``job`` before any work: its planning error, or an output to leave alone."""
     if job.error is not None:
         raise job.error
     assert job.output is not None and job.format is not None
     if job.output.exists() and not config.overwrite:
         raise OutputExists(f"{job.input.path}: {job.output} exists; use --overwrite to redo it")
-    if job.kind == "video":
-        return _process_video(pipeline, job, config, progress, started)
+
+
+def read_job_image(job: Job, config: OutputConfig) -> Frame:
+    """The first third of ``process_file`` for an image: its checks, then its pixels."""
+    check_job(job, config)
     frame, _ = read_image(job.input.path)
-    pixels = pipeline.process_frame(frame)
+    return frame
+
+
+def write_job_image(job: Job, config: OutputConfig, pixels: Pixels, started: float) -> FileResult:
+    """The last third of ``process_file`` for an image: encode and write ``pixels`` atomically."""
+    assert job.output is not None and job.format is not None
     write_image(job.output, pixels, job.format, jpeg_quality=config.jpeg_quality)
     return FileResult(job.input.path, job.output, "done", seconds=time.perf_counter() - started, frames=1)
 

@@ -31,6 +31,10 @@ from .types import Alpha, RGBImage
 MIN_CROP = 8
 # The edge step works on a picture of at most this long side (a 33 MP photo: 1.9 s at full size).
 EDGES_LONG_SIDE = 2048
+# A larger photo is refined whole (passes, merge and edge step) on a copy of this long side, and only the
+# result is enlarged: the merge at 12 MP cost 0.5 s of NumPy, for detail that the model (256 px) and the
+# edge step (2048 px) do not have. ``bench/eval.py --scale 4`` measures both ways alike.
+WORK_LONG_SIDE = 2048
 
 Probe = Callable[[RGBImage], Alpha]
 """Runs a model on H x W x 3 uint8 pixels of any size and returns the foreground probability at the
@@ -327,11 +331,18 @@ class Refiner:
         self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None
     ) -> Alpha:
         """The H x W float32 foreground probability in [0, 1] of ``rgb`` (H x W x 3 uint8): ``passes``
-        then ``edges``.
+        then ``edges``, on a copy of at most ``WORK_LONG_SIDE`` pixels when ``rgb`` is larger and a step
+        is on (the result is enlarged to ``rgb``'s size).
 
         ``first`` makes the model's plain pass over the whole frame instead of ``probe`` (a video's
         frames go through its VIDEO-mode segmenter there); every other pass goes through ``probe``.
         """
+        height, width = rgb.shape[:2]
+        shrink = WORK_LONG_SIDE / max(height, width)
+        if shrink < 1 and first is None and self.config != RefineConfig.off():
+            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+            small = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+            return upsample(self.edges(small, *self.passes(small, probe, locate)), width, height)
         return self.edges(rgb, *self.passes(rgb, probe, locate, first))
 
     def passes(

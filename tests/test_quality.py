@@ -200,6 +200,27 @@ def test_refine_edges_of_a_huge_photo_works_on_a_reduced_copy(monkeypatch: pytes
     assert np.all(np.abs(crossing - 60) <= 3), crossing  # within a reduced pixel and a half
 
 
+def test_a_large_photo_is_refined_on_a_reduced_copy_and_only_the_result_enlarged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import bgremove.refine
+
+    scene = _square_scene(size=200, left=120, top=40, side=40)
+    full = Refiner(RefineConfig()).probability(scene, BrightProbe())
+    monkeypatch.setattr(bgremove.refine, "WORK_LONG_SIDE", 100)  # the 200-pixel photo counts as large
+    probe = BrightProbe()
+    capped = Refiner(RefineConfig()).probability(scene, probe)
+    assert capped.shape == (200, 200) and capped.dtype == np.float32
+    assert capped.min() >= 0.0 and capped.max() <= 1.0
+    assert max(shape[0] for shape in probe.shapes) <= 100  # no pass saw the full-size pixels
+    assert iou(capped >= 0.5, full >= 0.5) > 0.9
+    assert iou(capped >= 0.5, scene[..., 0] > 0) > 0.85
+    # with every step off there is nothing to save: the one pass reads the photo itself
+    probe = BrightProbe()
+    Refiner(RefineConfig.off()).probability(scene, probe)
+    assert probe.shapes == [(200, 200, 3)]
+
+
 def test_refine_edges_leaves_pixels_far_from_the_outline_alone() -> None:
     rgb, probability = _coarse_edge_case()
     refined = refine_edges(rgb, probability, scale=3.0)
