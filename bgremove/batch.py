@@ -169,7 +169,7 @@ def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig
                 while pending:
                     yield _result(pending.popleft())
                 if needs_work(job, config):
-                    pipeline.open()
+                    pipeline.open(video=job.kind == "video")
                 yield attempt(pipeline, job, config, progress)
                 continue
             pipeline.open()

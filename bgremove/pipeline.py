@@ -89,12 +89,30 @@ class Pipeline:
         self._segmenter: Segmenter | None = None
         self._mask: MaskProcessor | None = None
         self._locator: Segmenter | None = None  # the person model, for a Focus.HEAD zoom
+        self._spare_video_segmenter: Segmenter | None = None
+        self._labels_checked = False
         spec = MODELS.get(self.segmenter_config.model)
         self._refiner = Refiner(self.refine_config, spec.focus if spec else Focus.SUBJECT)
 
-    def open(self) -> Pipeline:
+    def open(self, *, video: bool = False) -> Pipeline:
         """Load the model (and the person model when the zoom looks for a head), and check the labels
-        to keep against it."""
+        to keep against it.
+
+        ``video``: only for videos' frames, which go through a VIDEO-mode segmenter of their own
+        (``VideoSession``). Unless videos are refined (their crops need this one), the labels are then
+        checked with that segmenter, which the first session takes over, and the IMAGE-mode model is not
+        loaded (about 12 MB and 50 ms that a run over videos does not need).
+        """
+        if video and not self._refines_videos and self._segmenter is None:
+            if not self._labels_checked:
+                segmenter = create_segmenter(self.segmenter_config, video=True, progress=self._progress)
+                try:
+                    self._mask_processor(segmenter)
+                except BaseException:
+                    segmenter.close()
+                    raise
+                self._spare_video_segmenter, self._labels_checked = segmenter, True
+            return self
         if self._segmenter is None:
             segmenter = create_segmenter(self.segmenter_config, video=False, progress=self._progress)
             try:
@@ -109,8 +127,18 @@ class Pipeline:
                 # MediaPipe's ImageSegmenter deadlocks if it is left to the garbage collector
                 segmenter.close()
                 raise
-            self._segmenter = segmenter
+            self._segmenter, self._labels_checked = segmenter, True
         return self
+
+    @property
+    def _refines_videos(self) -> bool:
+        return self.refine_videos and self.refine_config != RefineConfig.off()
+
+    def _video_segmenter(self) -> Segmenter:
+        """A fresh VIDEO-mode segmenter: the one ``open(video=True)`` made for the label check if it is
+        still unused, else a new one."""
+        spare, self._spare_video_segmenter = self._spare_video_segmenter, None
+        return spare if spare is not None else create_segmenter(self.segmenter_config, video=True)
 
     def _mask_processor(self, segmenter: Segmenter) -> MaskProcessor:
         name = self.segmenter_config.model
@@ -165,10 +193,13 @@ class Pipeline:
     def video_session(self, *, start: float = 0.0) -> VideoSession:
         """Fresh per-video state for the frames of one video; ``start`` is where its output begins
         (a video background starts there)."""
-        self.open()
+        self.open(video=True)
         return VideoSession(self, start=start)
 
     def close(self) -> None:
+        if self._spare_video_segmenter is not None:
+            self._spare_video_segmenter.close()
+            self._spare_video_segmenter = None
         if self._locator is not None:
             self._locator.close()
             self._locator = None
@@ -221,8 +252,8 @@ class VideoSession:
         from .temporal import TemporalSmoother
 
         self.pipeline = pipeline
-        self._segmenter = create_segmenter(pipeline.segmenter_config, video=True)
-        self._refine = pipeline.refine_videos and pipeline.refine_config != RefineConfig.off()
+        self._segmenter = pipeline._video_segmenter()
+        self._refine = pipeline._refines_videos
         self._background: LoopingVideo | None = None
         try:
             self._mask = pipeline._mask_processor(self._segmenter)

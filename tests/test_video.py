@@ -513,3 +513,34 @@ def test_help_and_import_do_not_load_av_or_mediapipe() -> None:
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
                                timeout=60)
     assert completed.stdout.strip() == "[]", completed.stderr
+
+
+# ---------------------------------------------------------------------------------------------------
+# One model for a run over videos
+
+
+def test_a_run_over_videos_loads_only_the_video_mode_model(run, clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bgremove.pipeline
+
+    made: list[bool] = []
+    real = bgremove.pipeline.create_segmenter
+
+    def counting(config, *, video=False, **options):  # type: ignore[no-untyped-def]
+        made.append(video)
+        return real(config, video=video, **options)
+
+    monkeypatch.setattr(bgremove.pipeline, "create_segmenter", counting)
+    second = clip.with_name("second.mp4")
+    second.write_bytes(clip.read_bytes())
+    assert run(clip, second, "--blur", "9", "-q").exit_code == 0
+    # the label check's segmenter is the first video's; the second video gets a fresh one (timestamps)
+    assert made == [True, True]
+    assert clip.with_name("second_nobg.mp4").is_file()
+
+
+def test_a_bad_label_on_a_video_is_still_a_usage_error(run, clip: Path) -> None:
+    result = run(clip, "--keep", "dog", "-q")
+    assert result.exit_code == 2, result.stderr
+    assert "unknown label 'dog' for model 'selfie'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not clip.with_name("clip_nobg.mp4").exists()
