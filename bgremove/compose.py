@@ -141,7 +141,9 @@ def _sample(plane: npt.NDArray[np.float32], rows: np.ndarray, columns: np.ndarra
     return upper * (1 - down) + lower * down
 
 
-def estimate_colours(rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90, 6)) -> tuple[RGBImage, RGBImage]:
+def estimate_colours(
+    rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90, 6), *, background: bool = True
+) -> tuple[RGBImage, RGBImage]:
     """The subject's own colours and the background's own colours where the two mix at the edge.
 
     An edge pixel is ``alpha * F + (1 - alpha) * B``; pasting the photo's pixel on a new background keeps
@@ -149,7 +151,8 @@ def estimate_colours(rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90
     fast foreground colour estimation"): box means of the subject's and the background's colours around
     the pixel, the pixel's remainder given to F, with a coarse then a fine box (``kernels``). ``B``
     follows from F: ``(rgb - alpha * F) / (1 - alpha)``. Both are H x W x 3 uint8, the photo itself
-    wherever alpha rounds to 0 or 1 in 8 bits (the only pixels where F or B shows).
+    wherever alpha rounds to 0 or 1 in 8 bits (the only pixels where F or B shows). Without
+    ``background`` only F is made (B is returned as ``rgb`` itself).
     """
     height, width = alpha.shape
     matte = np.ascontiguousarray(alpha, dtype=np.float32)
@@ -171,9 +174,12 @@ def estimate_colours(rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90
     mixed_pixels = rgb[rows, columns].astype(np.float32)
     mixed_weight = matte[rows, columns][:, None]
     foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
-    background_colours = (mixed_pixels - mixed_weight * foreground_colours) / np.maximum(1.0 - mixed_weight, 1e-3)
-    foreground_uint8, background_uint8 = rgb.copy(), rgb.copy()
+    foreground_uint8 = rgb.copy()
     foreground_uint8[rows, columns] = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
+    if not background:
+        return foreground_uint8, rgb
+    background_colours = (mixed_pixels - mixed_weight * foreground_colours) / np.maximum(1.0 - mixed_weight, 1e-3)
+    background_uint8 = rgb.copy()
     background_uint8[rows, columns] = np.clip(background_colours + 0.5, 0, 255).astype(np.uint8)
     return foreground_uint8, background_uint8
 
@@ -312,7 +318,7 @@ class TransparentCompositor:
         rgb = frame.rgb
         if self.decontaminate:
             # only pixels whose 8-bit alpha mixes get new colours (never invisible ones: they keep theirs)
-            rgb, _ = estimate_colours(rgb, alpha)
+            rgb, _ = estimate_colours(rgb, alpha, background=False)
         if frame.alpha is not None:  # what was already transparent stays so
             matte = np.asarray((matte.astype(np.uint16) * frame.alpha + 127) // 255, dtype=np.uint8)
         return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)

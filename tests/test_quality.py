@@ -256,6 +256,13 @@ def test_estimate_colours_recovers_the_subject_and_background_colours_at_the_edg
     assert np.array_equal(background[alpha <= 0], frame.rgb[alpha <= 0])
 
 
+def test_estimate_colours_can_make_the_subject_colours_alone() -> None:
+    frame, alpha = _fringe_scene()
+    both, _ = estimate_colours(frame.rgb, alpha)
+    alone, background = estimate_colours(frame.rgb, alpha, background=False)
+    assert np.array_equal(alone, both) and background is frame.rgb
+
+
 def test_colours_of_a_huge_photo_come_from_a_reduced_copy(monkeypatch: pytest.MonkeyPatch) -> None:
     import bgremove.compose
 
