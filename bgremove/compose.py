@@ -299,10 +299,8 @@ def background_blur_planes(planes: YUVPlanes, alpha: Alpha, kernel: int) -> YUVP
                      _enlarge(np.asarray(v, np.uint8), factor // 2, width // 2, height // 2), planes.colorspace)
 
 
-class TransparentCompositor:
-    """RGBA: the matte as alpha; with ``decontaminate`` the edge pixels carry the subject's own colours."""
-
-    mode = CompositeMode.TRANSPARENT
+class _ColourStep:
+    """A compositor that may run the colour step (``estimate_colours``) on the subject's edge."""
 
     def __init__(self, decontaminate: bool = True) -> None:
         self.decontaminate = decontaminate
@@ -312,6 +310,12 @@ class TransparentCompositor:
         """Whether ``planes`` can make this compositor's output from a frame's decoded planes: not
         with the colour step, which changes the subject's edge pixels."""
         return not self.decontaminate
+
+
+class TransparentCompositor(_ColourStep):
+    """RGBA: the matte as alpha; with ``decontaminate`` the edge pixels carry the subject's own colours."""
+
+    mode = CompositeMode.TRANSPARENT
 
     def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
         matte = alpha_to_uint8(alpha)
@@ -337,7 +341,7 @@ class MaskCompositor:
         return alpha_to_uint8(alpha)
 
 
-class _OpaqueCompositor:
+class _OpaqueCompositor(_ColourStep):
     """Shared part of the compositors that put something opaque behind the subject.
 
     With ``decontaminate`` the photo is first split into the subject's and the background's own colours
@@ -346,15 +350,6 @@ class _OpaqueCompositor:
     """
 
     mode: CompositeMode
-
-    def __init__(self, decontaminate: bool = True) -> None:
-        self.decontaminate = decontaminate
-
-    @property
-    def on_planes(self) -> bool:
-        """Whether ``planes`` can make this compositor's output from a frame's decoded planes: not
-        with the colour step, which changes the subject's edge pixels."""
-        return not self.decontaminate
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         """The new background; ``behind`` is the photo's own background colours (the photo where the

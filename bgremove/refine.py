@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Focus, RefineConfig
+from .mask import resize_alpha
 from .types import Alpha, RGBImage
 
 # A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
@@ -61,13 +62,8 @@ class Box(NamedTuple):
         return slice(self.top, self.bottom), slice(self.left, self.right)
 
 
-def upsample(probability: Alpha, width: int, height: int) -> Alpha:
-    """Model-resolution probability to ``width`` x ``height`` (bilinear; area when shrinking)."""
-    if probability.shape == (height, width):
-        return probability
-    shrinking = width < probability.shape[1] and height < probability.shape[0]
-    resized = cv2.resize(probability, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return np.asarray(resized, dtype=np.float32).reshape(height, width)
+# Model-resolution probability to ``width`` x ``height`` (bilinear; area when shrinking): the mask's own resize.
+upsample = resize_alpha
 
 
 def model_pass(probe: Probe, rgb: RGBImage, *, flip: bool, known: Alpha | None = None) -> tuple[Alpha, float]:
