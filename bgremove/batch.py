@@ -37,6 +37,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .compose import Pixels
 from .config import OutputConfig, SegmenterConfig
 from .errors import BgRemoveError, OutputExists
 from .media import remove_stale_temporaries
@@ -203,7 +204,7 @@ def _read_ahead(jobs: Iterable[Job], config: OutputConfig) -> Iterator[tuple[Job
         yield job, started, read
 
 
-def _composite(pipeline: Pipeline, read: _Read) -> Any:
+def _composite(pipeline: Pipeline, read: _Read) -> Pixels:
     frame, error = read
     if error is not None:
         raise error

@@ -437,3 +437,46 @@ def test_killed_while_writing_a_video_resumes(tmp_path: Path) -> None:
     report = json.loads(rerun.stdout)
     assert report["status"] == "done" and report["frames"] == 48 and Path(report["output"]) == out / "dance_nobg.mp4"
     assert _outputs(out) == [out / "dance_nobg.mp4"] and _temporaries(out) == []
+
+
+# ---------------------------------------------------------------------------------------------------
+# One process: photos read, processed and written in overlapping threads
+
+
+def test_in_process_overlap_settles_every_failure_in_input_order(
+    portraits: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bgremove.pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg"]
+    for name, source in zip(names, portraits, strict=False):
+        shutil.copy(source, folder / name)
+    (folder / "2.jpg").write_bytes(b"not a picture at all")  # fails in the reading thread
+    real_process, real_write = bgremove.pipeline.Pipeline.process_frame, bgremove.pipeline.write_image
+    seen: list[int] = []
+
+    def process(self, frame):  # type: ignore[no-untyped-def]
+        seen.append(frame.width)
+        if len(seen) == 2:  # the third photo (the second that reads) fails here
+            raise RuntimeError("boom in compositing")
+        return real_process(self, frame)
+
+    def write(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if path.name.startswith("4"):
+            raise OSError("disk full")
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(bgremove.pipeline.Pipeline, "process_frame", process)
+    monkeypatch.setattr(bgremove.pipeline, "write_image", write)
+    result = invoke(folder, "-o", tmp_path / "out", "--json")
+    assert result.exit_code == 1
+    objects = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(item["input"]).name for item in objects] == names  # in input order, as -j 1 promises
+    assert [item["status"] for item in objects] == ["done", "failed", "failed", "failed", "done"]
+    assert "2.jpg" in objects[1]["error"]
+    assert "boom in compositing" in objects[2]["error"] and "disk full" in objects[3]["error"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["1_nobg.png", "5_nobg.png"]
+    assert _temporaries(tmp_path / "out") == []
+    assert all(_complete(tmp_path / "out" / name) for name in ("1_nobg.png", "5_nobg.png"))
