@@ -37,7 +37,7 @@ from .media import (
 from .models import MODELS
 from .refine import Refiner
 from .segmenters import Segmenter, create_segmenter
-from .types import Alpha, Frame, RGBImage
+from .types import Alpha, Frame, RGBImage, placeholder_pixels
 
 if TYPE_CHECKING:
     from .video import LoopingVideo, VideoFormat, VideoInfo
@@ -307,11 +307,18 @@ class VideoSession:
                 probability = _at_most(probability, SMOOTHING_LONG_SIDE)
             else:
                 probability, scale = first(), 0.0
-            item = frame if keep_rgb or frame.yuv is None else replace(frame, rgb=_hollow(frame.rgb.shape))
-            for (ready, ready_scale), smoothed in self._smoother.push((item, scale), probability, frame.rgb):
+            item = frame if keep_rgb or frame.yuv is None else \
+                replace(frame, rgb=placeholder_pixels(frame.rgb.shape), preview=None)
+            for (ready, ready_scale), smoothed in self._smoother.push((item, scale), probability, frame.model_rgb):
                 yield ready, smoothed, ready_scale
         for (ready, ready_scale), smoothed in self._smoother.flush():
             yield ready, smoothed, ready_scale
+
+    def preview_size(self, width: int, height: int) -> tuple[int, int] | None:
+        """For frames composited on their planes: the size of the ``Frame.preview`` that can stand in
+        for a frame's full-size RGB (the model's input), or None where the full-size pixels are needed
+        (refinement's crops and edge step, or a model fed the frame as it is)."""
+        return None if self._refine else self._segmenter.model_size(width, height)
 
     def finish(self, frame: Frame, probability: Alpha, scale: float = 0.0) -> Alpha:
         """The frame-sized matte from a smoothed probability (the second half of ``mattes``)."""
@@ -500,11 +507,6 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
 _NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
-def _hollow(shape: tuple[int, ...]) -> RGBImage:
-    """A read-only array of zeros of ``shape`` that takes no memory (a placeholder for pixels let go)."""
-    return np.broadcast_to(np.zeros(1, dtype=np.uint8), shape)
-
-
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
@@ -530,7 +532,9 @@ def _process_video(
     try:
         with (
             pipeline.video_session(start=cut.start) as session,
-            VideoReader(job.input.path, info, keep_yuv=colorspace is not None) as reader,
+            # on planes, frames are decoded to RGB only at the model's input size
+            VideoReader(job.input.path, info, keep_yuv=colorspace is not None,
+                        preview=session.preview_size if colorspace is not None else None) as reader,
             open_video_writer(output, fmt, info, mode, cut, colorspace) as writer,
             # decoding, segmentation (with smoothing) and encoding each run in a thread of their own,
             # the frame-sized matte and compositing in this one. One item queued between stages is

@@ -26,6 +26,11 @@ class Frame:
     ``alpha`` is the input's own transparency (H x W uint8) when it had one, else None. ``yuv`` is the
     picture as the video decoder gave it (limited-range 4:2:0 planes), when a compositor may use it
     instead of ``rgb`` for the subject's pixels.
+
+    ``preview`` is a small copy of the picture, already at the size the segmenter feeds its model, made
+    by a video reader when nothing after segmentation needs full-size RGB (compositing on ``yuv``):
+    ``rgb`` is then ``placeholder_pixels`` of the frame's shape, zeros that take no memory, and
+    ``model_rgb`` is what segmenters and cut detection read.
     """
 
     rgb: RGBImage
@@ -34,6 +39,12 @@ class Frame:
     alpha: npt.NDArray[np.uint8] | None = None
     duration: float | None = None
     yuv: YUVPlanes | None = None
+    preview: RGBImage | None = None
+
+    @property
+    def model_rgb(self) -> RGBImage:
+        """The pixels to segment: ``preview`` where the reader made one, else ``rgb``."""
+        return self.preview if self.preview is not None else self.rgb
 
     @property
     def height(self) -> int:
@@ -42,6 +53,11 @@ class Frame:
     @property
     def width(self) -> int:
         return int(self.rgb.shape[1])
+
+
+def placeholder_pixels(shape: tuple[int, ...]) -> RGBImage:
+    """A read-only array of zeros of ``shape`` that takes no memory (stands in for pixels let go)."""
+    return np.broadcast_to(np.zeros(1, dtype=np.uint8), shape)
 
 
 @dataclass(frozen=True)

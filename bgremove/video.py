@@ -33,7 +33,7 @@ import math
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -45,7 +45,7 @@ import numpy.typing as npt
 from .config import CompositeMode, VideoConfig
 from .errors import OutputError, UnsupportedMedia
 from .media import atomic_output, check_readable_file
-from .types import Frame, RGBImage
+from .types import Frame, RGBImage, placeholder_pixels
 from .yuv import BT709, YUVPlanes, rgb_to_yuv420
 
 logger = logging.getLogger(__name__)
@@ -360,9 +360,14 @@ class VideoReader:
     file), raises ``UnsupportedMedia`` while iterating.
     """
 
-    def __init__(self, path: Path, info: VideoInfo | None = None, *, keep_yuv: bool = False) -> None:
+    def __init__(self, path: Path, info: VideoInfo | None = None, *, keep_yuv: bool = False,
+                 preview: Callable[[int, int], tuple[int, int] | None] | None = None) -> None:
         self.path = path
         self.keep_yuv = keep_yuv  # also give each frame its decoded planes (Frame.yuv), where 4:2:0
+        # With ``keep_yuv``: frames that get their planes get no full-size RGB either (a placeholder),
+        # only a ``Frame.preview`` of the size ``preview(width, height)`` gives (the segmenter's
+        # ``model_size``), converted and shrunk in one swscale pass (area averages).
+        self.preview = preview
         self.info = info or probe_video(path)
         self._container = _open_input(path)
         self._stream = _video_stream(self._container, path)
@@ -442,12 +447,19 @@ class VideoReader:
             # One reformatter for the whole video keeps its swscale context: a new one per frame (what
             # to_ndarray(format=...) does) starts and stops a pool of threads every frame, 2.4 times the CPU.
             self._reformatter = VideoReformatter()
-        rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
+        yuv = preview = None
+        planes = self.keep_yuv and not self._turns and decoded.format.name == "yuv420p" \
+            and decoded.width % 2 == 0 and decoded.height % 2 == 0
+        size = self.preview(decoded.width, decoded.height) if planes and self.preview is not None else None
+        if size is not None:
+            preview = self._reformatter.reformat(decoded, format="rgb24", width=size[0], height=size[1],
+                                                 interpolation="AREA", threads=1).to_ndarray()
+            rgb = placeholder_pixels((decoded.height, decoded.width, 3))
+        else:
+            rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
         if self._turns:
             rgb = np.rot90(rgb, self._turns)
-        yuv = None
-        if self.keep_yuv and not self._turns and decoded.format.name == "yuv420p" \
-                and decoded.width % 2 == 0 and decoded.height % 2 == 0:
+        if planes:
             stacked = decoded.to_ndarray()  # Y' rows, then Cb and Cr, each (H/2 x W/2) flattened
             height, width = decoded.height, decoded.width
             chroma = height * width // 4
@@ -458,8 +470,8 @@ class VideoReader:
                 flat[height * width + chroma :].reshape(height // 2, width // 2),
                 self.info.colorspace,
             )
-        frame = Frame(rgb=np.ascontiguousarray(rgb), index=self.frames_read, timestamp=timestamp, duration=duration,
-                      yuv=yuv)
+        frame = Frame(rgb=rgb if preview is not None else np.ascontiguousarray(rgb), index=self.frames_read,
+                      timestamp=timestamp, duration=duration, yuv=yuv, preview=preview)
         self.frames_read += 1
         return frame
 

@@ -217,6 +217,24 @@ def test_frame_is_resized_to_the_model_input(model_factory: Callable[..., Path],
         )
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_a_preview_at_the_model_size_stands_in_for_the_frame(model_factory: Callable[..., Path],
+                                                               dynamic: bool) -> None:
+    """A video frame composited on its planes carries only a preview of ``model_size``: the model is fed
+    what the full frame would have given, and a dynamic model's size still follows the frame's."""
+    from bgremove.segmenters import shrink_for_model
+    from bgremove.types import placeholder_pixels
+
+    path = model_factory(layout="NCHW", dynamic=dynamic)
+    with open_segmenter(path) as segmenter:
+        rgb = halves(600, 400, left_red=125, right_red=200)
+        size = segmenter.model_size(400, 600)
+        assert size == ((344, 512) if dynamic else (SIDE, SIDE))
+        assert size is not None
+        frame = Frame(placeholder_pixels(rgb.shape), preview=shrink_for_model(rgb, *size))
+        np.testing.assert_array_equal(segmenter.segment(frame).confidences, segmenter.segment(Frame(rgb)).confidences)
+
+
 def test_dynamic_size_model_keeps_the_frame_aspect(model_factory: Callable[..., Path]) -> None:
     path = model_factory(layout="NCHW", dynamic=True)
     with open_segmenter(path) as segmenter:

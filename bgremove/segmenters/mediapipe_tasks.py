@@ -120,21 +120,23 @@ class MediaPipeSegmenter:
         self._first = True
         logger.debug("loaded %s (%s mode), labels %s", model_path, "video" if video else "image", labels)
 
-    def _model_input(self, rgb: np.ndarray) -> np.ndarray:
-        height, width = rgb.shape[:2]
+    def model_size(self, width: int, height: int) -> tuple[int, int] | None:
         if self._input_size is not None:
-            size = self._input_size
-        else:
-            scale = _CUSTOM_MODEL_LONG_SIDE / max(height, width)
-            if scale >= 1:
-                return rgb
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        return shrink_for_model(rgb, *size)
+            return self._input_size
+        scale = _CUSTOM_MODEL_LONG_SIDE / max(height, width)
+        if scale >= 1:
+            return None
+        return max(1, round(width * scale)), max(1, round(height * scale))
+
+    def _model_input(self, frame: Frame) -> np.ndarray:
+        size = self.model_size(frame.width, frame.height)
+        pixels = frame.model_rgb
+        return pixels if size is None else shrink_for_model(pixels, *size)
 
     def segment(self, frame: Frame) -> Segmentation:
         import mediapipe as mp
 
-        pixels = np.ascontiguousarray(self._model_input(frame.rgb))
+        pixels = np.ascontiguousarray(self._model_input(frame))
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels)
         # The first inference is where TFLite announces its delegates on stderr.
         quiet = quiet_native_stderr() if self._first else contextlib.nullcontext()

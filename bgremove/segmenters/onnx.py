@@ -368,10 +368,14 @@ class OnnxSegmenter:
         """The (height, width) the model is fed for a frame of this size."""
         return dynamic_input_size(frame_height, frame_width, self._input_height, self._input_width)
 
-    def _preprocess(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.floating[Any]]:
+    def model_size(self, width: int, height: int) -> tuple[int, int] | None:
+        model_height, model_width = self.input_size(height, width)
+        return model_width, model_height
+
+    def _preprocess(self, frame: Frame) -> npt.NDArray[np.floating[Any]]:
         """The frame resized to the model input and normalised for its layout, as a batch of one."""
-        height, width = self.input_size(rgb.shape[0], rgb.shape[1])
-        pixels = shrink_for_model(rgb, width, height).astype(np.float32)
+        height, width = self.input_size(frame.height, frame.width)
+        pixels = shrink_for_model(frame.model_rgb, width, height).astype(np.float32)
         if self._channels_last:
             batch = (pixels / 127.5 - 1.0)[np.newaxis]
         else:
@@ -380,7 +384,7 @@ class OnnxSegmenter:
 
     def segment(self, frame: Frame) -> Segmentation:
         """Per-class probabilities (C x h x w float32, summing to 1 per pixel) at the model's output size."""
-        scores = self._run(self._preprocess(frame.rgb))[0]
+        scores = self._run(self._preprocess(frame))[0]
         # the batch axis is gone: the class axis is now 0 (NCHW) or 2 (NHWC)
         if self._class_axis == 3:
             scores = scores.transpose(2, 0, 1)
