@@ -421,7 +421,8 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
         elif resolved_target in input_paths:
             job.error = OutputError(f"{job_input.path}: output {target} would overwrite an input; use --suffix or -o")
         elif resolved_target in claimed:
-            job.error = OutputError(f"{job_input.path}: output {target} is also the output of {claimed[resolved_target]}")
+            earlier = claimed[resolved_target]
+            job.error = OutputError(f"{job_input.path}: output {target} is also the output of {earlier}")
         else:
             claimed[resolved_target] = job_input.path
             job.output, job.format = target, fmt

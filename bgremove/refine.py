@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Focus, RefineConfig
-from .mask import resize_alpha
+from .mask import resize_alpha, shrink_image
 from .types import Alpha, RGBImage
 
 # A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
@@ -235,7 +235,7 @@ def refine_edges(
         # pixels coarse on an 8K frame; this one is 4)
         size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
         small_probability = upsample(probability, *size)
-        small_rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        small_rgb = np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
         change = refine_edges(
             small_rgb, small_probability, scale * shrink, band_factor=band_factor, strength=strength,
             smoothing=smoothing, matte_radius=matte_radius, matte_eps=matte_eps,
@@ -337,7 +337,7 @@ class Refiner:
         shrink = WORK_LONG_SIDE / max(height, width)
         if shrink < 1 and first is None and self.config != RefineConfig.off():
             size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-            small = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+            small = np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
             return upsample(self.edges(small, *self.passes(small, probe, locate)), width, height)
         return self.edges(rgb, *self.passes(rgb, probe, locate, first))
 

@@ -183,3 +183,29 @@ def test_compositors_keep_the_subject_at_alpha_1_and_the_background_at_alpha_0(s
     assert transparent.shape == (*shape, 4)
     assert np.all(transparent[..., 3][subject] == 255) and np.all(transparent[..., 3][background] == 0)
     assert np.array_equal(transparent[..., :3][subject], rgb[subject])
+
+
+@pytest.mark.parametrize("count", [0, 1, 1500, 5000])
+def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
+    """The colour step reads its reduced local means at the photo's mixed pixels: bilinear between the
+    four nearest samples, the edge sample beyond the edge (checked against the interpolation written out)."""
+    from bgremove.compose import _sample
+
+    rng = np.random.default_rng(count)
+    plane = (rng.random((37, 53, 3)) * 255).astype(np.float32)
+    scale = 0.37
+    full_height, full_width = 100, 143  # the full-size picture the positions are in
+    rows = rng.integers(0, full_height, count)
+    columns = rng.integers(0, full_width, count)
+    rows[:2], columns[:2] = (0, full_height - 1)[: min(count, 2)], (full_width - 1, 0)[: min(count, 2)]
+    sampled = _sample(plane, rows, columns, scale)
+    assert sampled.shape == (count, 3) and sampled.dtype == np.float32
+
+    y = np.clip((rows + 0.5) * scale - 0.5, 0, 36)
+    x = np.clip((columns + 0.5) * scale - 0.5, 0, 52)
+    top, left = np.floor(y).astype(int), np.floor(x).astype(int)
+    bottom, right = np.minimum(top + 1, 36), np.minimum(left + 1, 52)
+    down, across = (y - top)[:, None], (x - left)[:, None]
+    expected = ((plane[top, left] * (1 - across) + plane[top, right] * across) * (1 - down)
+                + (plane[bottom, left] * (1 - across) + plane[bottom, right] * across) * down)
+    np.testing.assert_allclose(sampled, expected, atol=0.01)

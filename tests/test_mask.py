@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from bgremove.config import MaskConfig
 from bgremove.errors import UnknownLabel
-from bgremove.mask import MaskProcessor, default_keep, feather_alpha, select_classes
+from bgremove.mask import MaskProcessor, default_keep, feather_alpha, select_classes, shrink_image
 from bgremove.types import Segmentation
 
 VOC = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -90,3 +90,20 @@ def test_alpha_is_always_a_frame_sized_float_matte_in_0_1(planes, width, height,
     alpha = processor.alpha(Segmentation(planes, labels), width, height)
     assert alpha.shape == (height, width) and alpha.dtype == np.float32
     assert np.all(alpha >= 0) and np.all(alpha <= 1)
+
+
+@pytest.mark.parametrize(("width", "height"), [(2048, 1152), (1000, 700), (2309, 1299), (4618, 2598)])
+def test_shrink_image_is_close_to_area_averages(astronaut: np.ndarray, width: int, height: int) -> None:
+    """Large photos are reduced to a 2048 px working copy by halving plus one bilinear step: nearly the
+    block averages OpenCV's fractional INTER_AREA gives, in the same dtype, for pictures and mattes."""
+    import cv2
+
+    photo = cv2.resize(astronaut, (4618, 2598), interpolation=cv2.INTER_CUBIC)  # a phone-size photo
+    reduced = shrink_image(photo, width, height)
+    assert reduced.shape == (height, width, 3) and reduced.dtype == np.uint8
+    exact = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+    assert np.abs(reduced.astype(np.int16) - exact).mean() < 1.0
+    matte = (cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY) / 255.0).astype(np.float32)
+    reduced_matte = shrink_image(matte, width, height)
+    assert reduced_matte.shape == (height, width) and reduced_matte.dtype == np.float32
+    assert np.abs(reduced_matte - cv2.resize(matte, (width, height), interpolation=cv2.INTER_AREA)).mean() < 0.004

@@ -361,9 +361,9 @@ def test_cpu_and_auto_devices(model_factory: Callable[..., Path], caplog: pytest
     with open_segmenter(path, device="cpu", threads=1) as segmenter:
         assert segmenter.provider == "CPUExecutionProvider"
     best = next(name for name in AUTO_PREFERENCE if name in ort.get_available_providers())
-    with caplog.at_level(logging.INFO, logger="bgremove.segmenters.onnx"):
-        with open_segmenter(path, device="auto") as segmenter:
-            assert segmenter.provider == best
+    with caplog.at_level(logging.INFO, logger="bgremove.segmenters.onnx"), \
+            open_segmenter(path, device="auto") as segmenter:
+        assert segmenter.provider == best
     assert best in caplog.text
 
 
@@ -399,9 +399,9 @@ def test_fallback_to_cpu_is_an_error_only_for_a_named_device(
     with pytest.raises(UsageProblem, match="^device 'cuda' could not be used: onnxruntime fell back from "
                        "CUDAExecutionProvider to CPUExecutionProvider"):  # fmt: skip
         open_segmenter(path, device="cuda")
-    with caplog.at_level(logging.WARNING, logger="bgremove.segmenters.onnx"):
-        with open_segmenter(path, device="auto") as segmenter:
-            assert segmenter.provider == "CPUExecutionProvider"
+    with caplog.at_level(logging.WARNING, logger="bgremove.segmenters.onnx"), \
+            open_segmenter(path, device="auto") as segmenter:
+        assert segmenter.provider == "CPUExecutionProvider"
     assert "CUDAExecutionProvider could not be used" in caplog.text
 
 

@@ -149,7 +149,8 @@ class MediaPipeSegmenter:
                 result = self._segmenter.segment(image)
         self._first = False
         masks = result.confidence_masks or []
-        confidences = np.stack([np.asarray(mask.numpy_view(), dtype=np.float32).reshape(mask.height, mask.width) for mask in masks])
+        confidences = np.stack([np.asarray(mask.numpy_view(), dtype=np.float32).reshape(mask.height, mask.width)
+                                for mask in masks])
         if not self.labels:  # a model without label metadata
             self.labels = tuple(f"class_{index}" for index in range(len(masks)))
         return Segmentation(confidences=confidences, labels=self.labels)
