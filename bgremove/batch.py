@@ -37,13 +37,12 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .compose import Pixels
 from .config import OutputConfig, SegmenterConfig
 from .errors import BgRemoveError, OutputExists
 from .media import remove_stale_temporaries
 from .pipeline import FileResult, Job, Pipeline, ProgressFactory, process_file, read_job_image, write_job_image
 from .stages import Prefetch
-from .types import Frame
+from .types import Alpha, Frame
 
 logger = logging.getLogger(__name__)
 
@@ -152,16 +151,17 @@ def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig
     """The jobs one after another, results in order. The model is loaded before the first job that needs
     it, outside ``attempt``, so a bad model or label is the run's error, not each file's.
 
-    Images overlap in three threads: the next image is read (decoded) in one while this one is
-    segmented and composited here, and the one before is encoded and written in a third. Decoding and
-    encoding (Pillow, OpenCV, zlib) release the GIL, so on two cores a batch of photos takes about the
-    time of its slowest part instead of the sum (PNG encoding alone is a third of a 12 MP cut-out's
-    time). At most four images are held: one read ahead, one being read, this one, one being written.
-    A video waits for the images before it, then runs its own threads.
+    Images overlap in four threads: the next image is read (decoded) in one while this one is
+    segmented here, and the ones before are composited (the colour step, the blend), encoded and
+    written in two more, at most two at once. Decoding, compositing and encoding (Pillow, OpenCV,
+    NumPy, zlib) release the GIL, so on two cores a batch of photos keeps both busy: segmenting a 12 MP
+    photo is a third of its work, compositing and PNG encoding the rest. At most five images are held:
+    one read ahead, one being read, this one, two being composited and written. A video waits for the
+    images before it, then runs its own threads.
     """
     with contextlib.ExitStack() as stack:
         reads = stack.enter_context(Prefetch(_read_ahead(jobs, config), depth=1, name="bgremove-read"))
-        writer = ThreadPoolExecutor(1, thread_name_prefix="bgremove-write")
+        writer = ThreadPoolExecutor(_FINISHING_THREADS, thread_name_prefix="bgremove-write")
         # an interrupt drops the writes not begun; the one under way ends (an output is whole or absent)
         stack.callback(writer.shutdown, wait=True, cancel_futures=True)
         pending: collections.deque[FileResult | Future[FileResult]] = collections.deque()
@@ -174,12 +174,13 @@ def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig
                 yield attempt(pipeline, job, config, progress)
                 continue
             pipeline.open()
-            outcome = settle(job, functools.partial(_composite, pipeline, read), started)
+            outcome = settle(job, functools.partial(_segment, pipeline, read), started)
             if isinstance(outcome, FileResult):
                 pending.append(outcome)
             else:
                 pending.append(writer.submit(settle, job, functools.partial(
-                    write_job_image, job, config, outcome, started), started))
+                    _finish, pipeline, job, config, *outcome, started), started))
+            # waiting for the one before keeps two at most in the finishing threads
             while len(pending) > 1:
                 yield _result(pending.popleft())
         while pending:
@@ -204,12 +205,21 @@ def _read_ahead(jobs: Iterable[Job], config: OutputConfig) -> Iterator[tuple[Job
         yield job, started, read
 
 
-def _composite(pipeline: Pipeline, read: _Read) -> Pixels:
+# Threads that composite, encode and write images while the next one is segmented.
+_FINISHING_THREADS = 2
+
+
+def _segment(pipeline: Pipeline, read: _Read) -> tuple[Frame, Alpha]:
     frame, error = read
     if error is not None:
         raise error
     assert frame is not None
-    return pipeline.process_frame(frame)
+    return frame, pipeline.alpha(frame)
+
+
+def _finish(pipeline: Pipeline, job: Job, config: OutputConfig, frame: Frame, alpha: Alpha,
+            started: float) -> FileResult:
+    return write_job_image(job, config, pipeline.composite(frame, alpha), started)
 
 
 def _result(item: FileResult | Future[FileResult]) -> FileResult:

@@ -403,11 +403,14 @@ class ColorCompositor(_OpaqueCompositor):
         self._planes: tuple[tuple[int, int, int], YUVPlanes] | None = None
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
-        # made once per frame size: blendLinear wants real pixels, not a broadcast view
-        if self._filled is None or self._filled.shape != frame.rgb.shape:
-            self._filled = np.empty(frame.rgb.shape, dtype=np.uint8)
-            self._filled[:] = self.color
-        return self._filled
+        # made once per frame size: blendLinear wants real pixels, not a broadcast view (read into a
+        # local first: another thread may replace the cache meanwhile)
+        filled = self._filled
+        if filled is None or filled.shape != frame.rgb.shape:
+            filled = np.empty(frame.rgb.shape, dtype=np.uint8)
+            filled[:] = self.color
+            self._filled = filled
+        return filled
 
     def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
         key = (frame.width, frame.height, colorspace)
@@ -435,9 +438,11 @@ class ImageCompositor(_OpaqueCompositor):
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         key = (frame.width, frame.height)
-        if key not in self._fitted:
-            self._fitted = {key: fit_background(self.source, frame.width, frame.height, self.fit)}
-        return self._fitted[key]
+        fitted = self._fitted.get(key)
+        if fitted is None:  # a new dict, not an update: another thread may be reading the old one
+            fitted = fit_background(self.source, frame.width, frame.height, self.fit)
+            self._fitted = {key: fitted}
+        return fitted
 
     def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
         key = (frame.width, frame.height, colorspace)

@@ -181,9 +181,14 @@ class Pipeline:
         assert self._mask is not None
         return self._mask.finish(probability, frame.width, frame.height)
 
+    def composite(self, frame: Frame, alpha: Alpha) -> Pixels:
+        """The output for a frame and its matte (the compositor, which keeps no state between calls
+        but a cache of the fitted background: safe to call from several threads at once)."""
+        return self.compositor(frame, alpha)
+
     def process_frame(self, frame: Frame) -> Pixels:
         """One frame through segmenter, mask and compositor."""
-        return self.compositor(frame, self.alpha(frame))
+        return self.composite(frame, self.alpha(frame))
 
     def process_frames(self, frames: Iterable[Frame]) -> Iterator[Pixels]:
         """Independent images, one by one (for the frames of one video, use ``video_session``)."""

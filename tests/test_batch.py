@@ -454,21 +454,27 @@ def test_in_process_overlap_settles_every_failure_in_input_order(
     for name, source in zip(names, portraits, strict=False):
         shutil.copy(source, folder / name)
     (folder / "2.jpg").write_bytes(b"not a picture at all")  # fails in the reading thread
-    real_process, real_write = bgremove.pipeline.Pipeline.process_frame, bgremove.pipeline.write_image
-    seen: list[int] = []
+    Pipeline = bgremove.pipeline.Pipeline  # noqa: N806
+    real_alpha, real_composite, real_write = Pipeline.alpha, Pipeline.composite, bgremove.pipeline.write_image
+    segmented: list[object] = []
 
-    def process(self, frame):  # type: ignore[no-untyped-def]
-        seen.append(frame.width)
-        if len(seen) == 2:  # the third photo (the second that reads) fails here
+    def alpha(self, frame):  # type: ignore[no-untyped-def]
+        segmented.append(frame)  # in the calling thread, in input order
+        return real_alpha(self, frame)
+
+    def composite(self, frame, matte):  # type: ignore[no-untyped-def]
+        # the third photo (the second that reads) fails here, in a finishing thread
+        if len(segmented) > 1 and frame is segmented[1]:
             raise RuntimeError("boom in compositing")
-        return real_process(self, frame)
+        return real_composite(self, frame, matte)
 
     def write(path, *args, **kwargs):  # type: ignore[no-untyped-def]
         if path.name.startswith("4"):
             raise OSError("disk full")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(bgremove.pipeline.Pipeline, "process_frame", process)
+    monkeypatch.setattr(Pipeline, "alpha", alpha)
+    monkeypatch.setattr(Pipeline, "composite", composite)
     monkeypatch.setattr(bgremove.pipeline, "write_image", write)
     result = invoke(folder, "-o", tmp_path / "out", "--json")
     assert result.exit_code == 1

@@ -209,3 +209,25 @@ def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
     expected = ((plane[top, left] * (1 - across) + plane[top, right] * across) * (1 - down)
                 + (plane[bottom, left] * (1 - across) + plane[bottom, right] * across) * down)
     np.testing.assert_allclose(sampled, expected, atol=0.01)
+
+
+@pytest.mark.parametrize("mode", [CompositeMode.IMAGE, CompositeMode.COLOR])
+def test_compositors_serve_frames_of_two_sizes_from_two_threads(mode: CompositeMode) -> None:
+    """A batch composites two photos at once (the finishing threads): a background cached for one size
+    must never be handed to a frame of the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    background = rng.integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    compositor = make_compositor(CompositeConfig(mode, color=(0, 128, 255)), background)
+    sizes = [(40, 60), (64, 48)]
+
+    def run(index: int) -> tuple[int, ...]:
+        height, width = sizes[index % 2]
+        frame = Frame(rgb=rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+        alpha = np.full((height, width), 0.5, dtype=np.float32)
+        return tuple(np.asarray(compositor(frame, alpha)).shape[:2]) + (height, width)
+
+    with ThreadPoolExecutor(2) as pool:
+        shapes = list(pool.map(run, range(400)))
+    assert all(shape[:2] == shape[2:] for shape in shapes)
