@@ -106,20 +106,30 @@ def _local_colours(
     coarse, fine = kernels
     weight = matte[..., None]
     # coarse step with F = B = the photo
+    # (divisions in place and planes let go as soon as they are used: a 2048 px plane of three floats
+    # is 28 MB, and two photos may be composited at once)
     weighted_foreground = pixels * weight
     coarse_alpha = _box_mean(matte, coarse, width, height)[..., None]
-    coarse_foreground = _box_mean(weighted_foreground, coarse, width, height) / (coarse_alpha + 1e-5)
-    coarse_background = _box_mean(pixels - weighted_foreground, coarse, width, height) / (1.0 - coarse_alpha + 1e-5)
     # its F differs from the photo only where alpha mixes; F * alpha is the photo * alpha elsewhere
     mixed = _mixed(matte)
     # (indexing costs more than it saves once most pixels mix)
     where: tuple[np.ndarray, ...] | tuple[slice, slice] = np.s_[:, :] if mixed.mean() > 0.3 else np.nonzero(mixed)
-    first = _fuse(pixels[where], weight[where], coarse_foreground[where], coarse_background[where])
+    coarse_foreground = _box_mean(weighted_foreground, coarse, width, height)[where] / (coarse_alpha[where] + 1e-5)
+    coarse_background = _box_mean(pixels - weighted_foreground, coarse, width, height)
+    coarse_background /= 1.0 - coarse_alpha + 1e-5
+    del coarse_alpha
+    first = _fuse(pixels[where], weight[where], coarse_foreground, coarse_background[where])
     weighted_foreground[where] = first * weight[where]
+    del first, coarse_foreground
     # fine step: B is the coarse step's
     fine_alpha = cv2.blur(matte, (fine, fine))[..., None]
-    local_foreground = cv2.blur(weighted_foreground, (fine, fine)) / (fine_alpha + 1e-5)
-    local_background = cv2.blur(coarse_background * (1.0 - weight), (fine, fine)) / (1.0 - fine_alpha + 1e-5)
+    local_foreground = np.asarray(cv2.blur(weighted_foreground, (fine, fine)), dtype=np.float32)
+    del weighted_foreground
+    local_foreground /= fine_alpha + 1e-5
+    coarse_background *= 1.0 - weight
+    local_background = np.asarray(cv2.blur(coarse_background, (fine, fine)), dtype=np.float32)
+    del coarse_background
+    local_background /= 1.0 - fine_alpha + 1e-5
     return local_foreground, local_background
 
 
@@ -162,13 +172,36 @@ def estimate_colours(
     wherever alpha rounds to 0 or 1 in 8 bits (the only pixels where F or B shows). Without
     ``background`` only F is made (B is returned as ``rgb`` itself).
     """
+    edge = edge_colours(rgb, alpha, kernels, background=background)
+    if edge is None:
+        return rgb, rgb
+    rows, columns, foreground_colours, background_colours = edge
+    foreground_uint8 = rgb.copy()
+    foreground_uint8[rows, columns] = foreground_colours
+    if background_colours is None:
+        return foreground_uint8, rgb
+    background_uint8 = rgb.copy()
+    background_uint8[rows, columns] = background_colours
+    return foreground_uint8, background_uint8
+
+
+_EdgeColours = tuple[np.ndarray, np.ndarray, npt.NDArray[np.uint8], "npt.NDArray[np.uint8] | None"]
+
+
+def edge_colours(
+    rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90, 6), *, background: bool = True
+) -> _EdgeColours | None:
+    """``estimate_colours`` at the mixed pixels only: their rows and columns, F there (N x 3 uint8) and
+    B there (None without ``background``); None when no pixel mixes. For writing the colours straight
+    into an output instead of into copies of the photo."""
     height, width = alpha.shape
     matte = np.ascontiguousarray(alpha, dtype=np.float32)
     mixed = _mixed(matte)
     if not mixed.any():
-        return rgb, rgb
+        return None
     scale = min(1.0, COLOUR_LONG_SIDE / max(height, width))
     rows, columns = np.nonzero(mixed)
+    del mixed
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small_pixels = shrink_image(rgb, *size).astype(np.float32)
@@ -179,17 +212,15 @@ def estimate_colours(
     else:
         local_foreground, local_background = _local_colours(rgb.astype(np.float32), matte, kernels)
         sampled_foreground, sampled_background = local_foreground[rows, columns], local_background[rows, columns]
+    del local_foreground, local_background
     mixed_pixels = rgb[rows, columns].astype(np.float32)
     mixed_weight = matte[rows, columns][:, None]
     foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
-    foreground_uint8 = rgb.copy()
-    foreground_uint8[rows, columns] = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
+    foreground_uint8 = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
     if not background:
-        return foreground_uint8, rgb
+        return rows, columns, foreground_uint8, None
     background_colours = (mixed_pixels - mixed_weight * foreground_colours) / np.maximum(1.0 - mixed_weight, 1e-3)
-    background_uint8 = rgb.copy()
-    background_uint8[rows, columns] = np.clip(background_colours + 0.5, 0, 255).astype(np.uint8)
-    return foreground_uint8, background_uint8
+    return rows, columns, foreground_uint8, np.clip(background_colours + 0.5, 0, 255).astype(np.uint8)
 
 
 def gaussian_sigma(kernel: int) -> float:
@@ -326,14 +357,17 @@ class TransparentCompositor(_ColourStep):
     mode = CompositeMode.TRANSPARENT
 
     def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+        # only pixels whose 8-bit alpha mixes get new colours (never invisible ones: they keep theirs),
+        # written straight into the output
+        edge = edge_colours(frame.rgb, alpha, background=False) if self.decontaminate else None
         matte = alpha_to_uint8(alpha)
-        rgb = frame.rgb
-        if self.decontaminate:
-            # only pixels whose 8-bit alpha mixes get new colours (never invisible ones: they keep theirs)
-            rgb, _ = estimate_colours(rgb, alpha, background=False)
         if frame.alpha is not None:  # what was already transparent stays so
             matte = np.asarray((matte.astype(np.uint16) * frame.alpha + 127) // 255, dtype=np.uint8)
-        return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)
+        output = np.asarray(cv2.merge([frame.rgb, matte]), dtype=np.uint8)
+        if edge is not None:
+            rows, columns, foreground, _ = edge
+            output[rows, columns, :3] = foreground
+        return output
 
     def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
         """The frame's own decoded planes with the matte as alpha (see ``_OpaqueCompositor.planes``)."""

@@ -231,3 +231,21 @@ def test_compositors_serve_frames_of_two_sizes_from_two_threads(mode: CompositeM
     with ThreadPoolExecutor(2) as pool:
         shapes = list(pool.map(run, range(400)))
     assert all(shape[:2] == shape[2:] for shape in shapes)
+
+
+def test_transparent_output_carries_the_estimated_edge_colours(astronaut: np.ndarray) -> None:
+    """The transparent compositor writes F straight into its RGBA output at the mixed pixels: the same
+    pixels as ``estimate_colours``' F beside the matte, and the photo's own everywhere else."""
+    import cv2
+
+    from bgremove.compose import alpha_to_uint8, estimate_colours
+
+    height, width = astronaut.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width]
+    alpha = np.clip((180.0 - np.hypot(yy - 220.0, xx - 250.0)) / 30.0, 0.0, 1.0).astype(np.float32)
+    frame = Frame(rgb=astronaut)
+    output = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT))(frame, alpha)
+    foreground, _ = estimate_colours(astronaut, alpha, background=False)
+    np.testing.assert_array_equal(output, cv2.merge([foreground, alpha_to_uint8(alpha)]))
+    changed = np.any(output[..., :3] != astronaut, axis=2)
+    assert changed.any() and np.all((alpha[changed] > 0) & (alpha[changed] < 1))
