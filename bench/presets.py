@@ -1,7 +1,7 @@
 """x264 presets at bgremove's default crf: encoding CPU time, file size and quality, on one clip.
 
     python bench/presets.py                          # the bench's 720p clip, crf 20
-    python bench/presets.py CLIP.mp4 --crf 20 --presets ultrafast superfast veryfast faster
+    python bench/presets.py CLIP.mp4 --crf 18 20 22 --presets ultrafast superfast veryfast faster
 
 The clip is decoded once into memory (yuv420p), then encoded with each preset (libx264, threads as
 bgremove uses them); CPU seconds are those of the encoding alone (the process's user + system time
@@ -37,7 +37,8 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clip", type=Path, nargs="?", default=BENCH / "_work" / "clip_720p.mp4")
-    parser.add_argument("--crf", type=int, default=20)
+    parser.add_argument("--crf", type=int, nargs="+", default=[20],
+                        help="one or more crf values; each preset is encoded at each")
     parser.add_argument("--presets", nargs="+", default=["ultrafast", "superfast", "veryfast", "faster", "fast"])
     arguments = parser.parse_args()
 
@@ -47,13 +48,13 @@ def main() -> None:
         frames = [frame.to_ndarray() for frame in container.decode(stream)]  # yuv420p planes, stacked
     height = frames[0].shape[0] * 2 // 3
     width = frames[0].shape[1]
-    print(f"{arguments.clip.name}: {len(frames)} frames {width}x{height}, crf {arguments.crf}, "
+    print(f"{arguments.clip.name}: {len(frames)} frames {width}x{height}, crf {' '.join(map(str, arguments.crf))}, "
           f"{decoder_threads()} threads")
-    print("| preset | encode CPU s | encode wall s | size MB | kbit/s | PSNR Y dB | SSIM Y |")
-    print("|---|---|---|---|---|---|---|")
+    print("| preset | crf | encode CPU s | encode wall s | size MB | kbit/s | PSNR Y dB | SSIM Y |")
+    print("|---|---|---|---|---|---|---|---|")
     from skimage.metrics import structural_similarity
 
-    for preset in arguments.presets:
+    for preset, crf in [(preset, crf) for preset in arguments.presets for crf in arguments.crf]:
         buffer = io.BytesIO()
         started, cpu = time.perf_counter(), cpu_seconds()
         with av.open(buffer, "w", format="mp4") as output:
@@ -61,7 +62,7 @@ def main() -> None:
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             encoder.time_base = encoder.codec_context.time_base = Fraction(1) / Fraction(rate)
             encoder.codec_context.thread_count = decoder_threads()
-            encoder.codec_context.options = {"crf": str(arguments.crf), "preset": preset}
+            encoder.codec_context.options = {"crf": str(crf), "preset": preset}
             for index, planes in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
                 frame.pts = index
@@ -80,7 +81,7 @@ def main() -> None:
                     ssims.append(structural_similarity(original, luma, data_range=255))
         psnr = 10 * np.log10(255**2 / max(np.mean(errors), 1e-12))
         seconds = len(frames) / float(rate)
-        print(f"| {preset} | {cpu:.2f} | {wall:.2f} | {size / 1e6:.2f} | {size * 8 / seconds / 1000:.0f} | "
+        print(f"| {preset} | {crf} | {cpu:.2f} | {wall:.2f} | {size / 1e6:.2f} | {size * 8 / seconds / 1000:.0f} | "
               f"{psnr:.2f} | {np.mean(ssims):.4f} |", flush=True)
 
 

@@ -211,6 +211,10 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 @click.option("--smooth", type=click.IntRange(0, 10), default=3, show_default=True, metavar="N",
               help="Smooth video mattes over N frames before and after each frame to stop flicker; 0 turns "
               "it off, lower keeps fast motion sharper. Example: --smooth 2")
+@click.option("--segment-every", type=click.IntRange(1, 10), default=2, show_default=True, metavar="N",
+              help="Videos: run the model on every Nth frame, and on the frames between only where the "
+              "subject moved; the others get their neighbours' smoothed matte (needs --smooth; 1 runs it "
+              "on every frame). Example: --segment-every 1")
 @click.option("--start", type=click.FloatRange(min=0.0), default=0.0, metavar="SEC",
               help="Videos: begin at SEC seconds. Example: --start 12.5")
 @click.option("--end", type=click.FloatRange(min=0.0, min_open=True), default=None, metavar="SEC",
@@ -277,6 +281,11 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         raise click.BadParameter("must be part of a file name, without '/'", param_hint="'--suffix'")
     if not output.suffix and output.output_dir is None:
         raise click.UsageError("an empty --suffix needs --output-dir, or outputs would replace the inputs")
+    every, smooth = options["segment_every"], options["smooth"]
+    if every > smooth + 1 and click.get_current_context().get_parameter_source("segment_every") \
+            is click.core.ParameterSource.COMMANDLINE:
+        raise click.BadParameter(f"{every} needs --smooth {every - 1} or more: the frames between model "
+                                 "passes get their neighbours' matte", param_hint="'--segment-every'")
     if options["fast"] and options["quality"]:
         raise click.UsageError("choose --fast or --quality, not both")
     if options["fast"]:
@@ -285,7 +294,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
         segmenter=SegmenterConfig(model=options["model"], device=options["device"],
                                   labels_file=options["labels_file"]),
         mask=MaskConfig(keep=options["keep"], threshold=options["threshold"], feather=options["feather"],
-                        smooth=options["smooth"]),
+                        smooth=options["smooth"], segment_every=options["segment_every"]),
         composite=composite,
         refine=_refine_config(options),
         refine_videos=options["quality"],

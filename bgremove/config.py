@@ -53,12 +53,16 @@ class MaskConfig:
     ``feather``: blur radius in pixels applied to the matte at frame resolution.
     ``smooth``: videos only: frames looked at on each side (past and future) when smoothing the matte
     over time; 0 turns it off.
+    ``segment_every``: videos only: the model runs on every Nth frame at least, and on the frames
+    between only where the subject moves (see ``temporal``); 1 runs it on every frame. Smoothing off
+    runs it on every frame; with ``smooth`` below N - 1 it runs on every ``smooth + 1``-th at least.
     """
 
     keep: tuple[str, ...] | None = None
     threshold: float | None = None
     feather: float = 0.0
     smooth: int = 3
+    segment_every: int = 2
 
 
 @dataclass(frozen=True)

@@ -248,6 +248,12 @@ def _at_most(probability: Alpha, long_side: int) -> Alpha:
     return resize_alpha(probability, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
+def _without_preview(frame: Frame, keep_rgb: bool) -> Frame:
+    """A frame leaving the smoother: without ``keep_rgb`` its model-size picture is not needed any more
+    (it stayed for a pass the smoother might still have run)."""
+    return frame if keep_rgb or frame.preview is None else replace(frame, preview=None)
+
+
 class VideoSession:
     """The state of one video: a VIDEO-mode segmenter (increasing timestamps), the temporal smoother and
     the compositor (with its own looping background video, if any). Make one per file; close it after.
@@ -262,7 +268,8 @@ class VideoSession:
         self._background: LoopingVideo | None = None
         try:
             self._mask = pipeline._mask_processor(self._segmenter)
-            self._smoother: TemporalSmoother[tuple[Frame, float]] = TemporalSmoother(pipeline.mask_config.smooth)
+            self._smoother: TemporalSmoother[Frame] = TemporalSmoother(
+                pipeline.mask_config.smooth, stride=pipeline.mask_config.segment_every)
             self.compositor = pipeline.video_compositor
             if pipeline.background_video is not None:
                 from .video import LoopingVideo
@@ -302,22 +309,33 @@ class VideoSession:
         step of refinement needs them: with refinement, they are kept.
         """
         keep_rgb = keep_rgb or self._refine
+        # the scale of the latest refined pass: frames without a pass of their own get their
+        # neighbours' probability, and the edge step the scale of the latest pass
+        scale = [0.0]
+
         for frame in frames:
 
             def first(frame: Frame = frame) -> Alpha:
+                # (the smoother may run a skipped frame's pass after a later frame's: the models served
+                # keep no state between VIDEO-mode frames, and the segmenter keeps timestamps increasing)
                 return self._mask.probability(self._segmenter.segment(frame))
 
-            if self._refine:
-                probability, scale = self.pipeline.passes(frame, first)
-                probability = _at_most(probability, SMOOTHING_LONG_SIDE)
-            else:
-                probability, scale = first(), 0.0
+            def refined(frame: Frame = frame, first: Callable[[], Alpha] = first) -> Alpha:
+                probability, scale[0] = self.pipeline.passes(frame, first)
+                return _at_most(probability, SMOOTHING_LONG_SIDE)
+
             item = frame if keep_rgb or frame.yuv is None else \
-                replace(frame, rgb=placeholder_pixels(frame.rgb.shape), preview=None)
-            for (ready, ready_scale), smoothed in self._smoother.push((item, scale), probability, frame.model_rgb):
-                yield ready, smoothed, ready_scale
-        for (ready, ready_scale), smoothed in self._smoother.flush():
-            yield ready, smoothed, ready_scale
+                replace(frame, rgb=placeholder_pixels(frame.rgb.shape))
+            probe = refined if self._refine else first
+            for ready, smoothed in self._smoother.push(item, probe, frame.model_rgb):
+                yield _without_preview(ready, keep_rgb), smoothed, scale[0]
+        for ready, smoothed in self._smoother.flush():
+            yield _without_preview(ready, keep_rgb), smoothed, scale[0]
+
+    @property
+    def passes(self) -> int:
+        """How many frames the model has run on so far (fewer than the frames where it was skipped)."""
+        return self._smoother.passes
 
     def preview_size(self, width: int, height: int) -> tuple[int, int] | None:
         """For frames composited on their planes: the size of the ``Frame.preview`` that can stand in

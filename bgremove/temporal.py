@@ -15,15 +15,24 @@ subject, or both. The numbers are in README.md (Video, Quality). With the refine
 cut it by 44% and radius 3 by 56% against the raw model, per-frame IoU +8.5 points either way, so the
 default is 3 (``bench/eval.py --sets davis``; docs/README-quality.md).
 
+With ``stride`` N > 1 the smoother may skip the model on frames between two passes N frames apart:
+``push`` then takes a *probe* (a function that makes the probability) instead of the probability,
+runs it at once on every Nth frame of a scene (its first frame always) and, for the frames between,
+only once the passes on both sides are known: where those two agree (soft IoU of at least
+``AGREEMENT``), the frames between are given the same weighted average of their neighbours as any
+frame (the centre frame's own weight is a quarter of the window's at radius 3), and their probes are
+never run; where they disagree (fast motion), each is run after all. ``bench/flicker.py --every``
+measures what that costs and saves (README, Video).
+
 Smoothing runs on the model-resolution probability (e.g. 256 x 256), before resizing, thresholding and
 feathering, so it costs little and a hard ``--threshold`` matte flickers less too. It holds at most
-``2 * radius + 1`` frames: memory does not grow with the video's length.
+``2 * radius + stride`` frames: memory does not grow with the video's length.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -43,6 +52,11 @@ CONFIDENCE_POWER = 2.0
 CUT_MIN_CHANGE = 15.0
 CUT_RATIO = 3.0
 _THUMBNAIL = (32, 32)
+# Frames between two model passes are left to the smoother when the passes' soft IoU (sum of the
+# smaller probability over sum of the larger, per pixel) is at least this: the subject has hardly moved.
+AGREEMENT = 0.95
+
+Probe = Callable[[], Alpha]
 
 
 def thumbnail(rgb: RGBImage) -> npt.NDArray[np.float32]:
@@ -80,9 +94,26 @@ class CutDetector:
 @dataclass
 class _Entry(Generic[Item]):
     item: Item | None  # None once handed out: the past is kept for its probabilities only
-    weighted: Alpha  # confidence * probability
-    confidence: Alpha
+    weighted: Alpha | None  # confidence * probability; None for a frame whose model pass was skipped
+    confidence: Alpha | None
     scene: int
+    probe: Probe | None = None  # a frame between passes: its model pass, until the passes around it decide
+
+    def measure(self, probability: Alpha) -> None:
+        probability = np.asarray(probability, dtype=np.float32)
+        self.confidence = (np.abs(2.0 * probability - 1.0) + CONFIDENCE_FLOOR) ** CONFIDENCE_POWER
+        self.weighted = self.confidence * probability
+        self.probe = None
+
+    def run_probe(self) -> None:
+        if self.probe is not None:
+            self.measure(self.probe())
+
+
+def agreement(first: Alpha, second: Alpha) -> float:
+    """Soft IoU of two probabilities: 1 for identical ones (or two empty ones), 0 for disjoint ones."""
+    union = float(np.maximum(first, second).sum())
+    return float(np.minimum(first, second).sum()) / union if union > 1e-3 else 1.0
 
 
 def temporal_weights(radius: int) -> npt.NDArray[np.float64]:
@@ -96,44 +127,87 @@ class TemporalSmoother(Generic[Item]):
     """Streams (item, probability) pairs through a centred, confidence-weighted window of frames.
 
     ``push`` takes one frame's item (anything: the pipeline passes the Frame), its foreground
-    probability (h x w float32 in [0, 1], the same size for every frame) and its RGB pixels (for cut
-    detection); it returns the pairs that are now final, ``radius`` frames behind, in order.
-    ``flush`` returns the rest at the end. ``radius`` 0 passes everything straight through.
+    probability (h x w float32 in [0, 1], the same size for every frame) or a probe that makes it
+    (see the module's docstring on ``stride``), and its RGB pixels (for cut detection); it returns the
+    pairs that are now final, ``radius`` frames behind, in order. ``flush`` returns the rest at the
+    end. ``radius`` 0 passes everything straight through. ``passes`` counts the probes run.
     """
 
-    def __init__(self, radius: int = 2, *, cuts: CutDetector | None = None) -> None:
+    def __init__(self, radius: int = 2, *, cuts: CutDetector | None = None, stride: int = 1,
+                 agreement: float | None = None) -> None:
         if radius < 0:
             raise ValueError(f"smoothing radius must be 0 or more, got {radius}")
+        if stride < 1:
+            raise ValueError(f"stride must be 1 or more, got {stride}")
         self.radius = radius
+        # a frame is output `radius` frames after it came in: by then the pass after it must be known
+        self.stride = min(stride, radius + 1)
+        self.agreement = AGREEMENT if agreement is None else agreement
+        self.passes = 0
         self._weights = temporal_weights(radius) if radius else np.ones(1)
         self._cuts = cuts or CutDetector()
         self._window: deque[_Entry[Item]] = deque()
         self._next = 0  # position in the window of the first entry not yet returned
         self._scene = 0
+        self._in_scene = 0  # the coming frame's position in its scene
+        self._last_pass: Alpha | None = None  # the scene's latest probability from a pass
+        self._between: list[_Entry[Item]] = []  # frames since that pass, probes not yet run
 
     @property
     def held(self) -> int:
-        """How many frames the smoother holds now (never more than 2 * radius + 1)."""
+        """How many frames the smoother holds now (never more than 2 * radius + stride)."""
         return len(self._window)
 
-    def push(self, item: Item, probability: Alpha, rgb: RGBImage) -> list[tuple[Item, Alpha]]:
+    def push(self, item: Item, probability: Alpha | Probe, rgb: RGBImage) -> list[tuple[Item, Alpha]]:
         if self.radius == 0:
-            return [(item, probability)]
+            return [(item, self._probability(probability))]
         if self._cuts.is_cut(rgb):
+            self._resolve_between()  # the scene ends: no pass after them to agree with
             self._scene += 1
-        probability = np.asarray(probability, dtype=np.float32)
-        confidence = (np.abs(2.0 * probability - 1.0) + CONFIDENCE_FLOOR) ** CONFIDENCE_POWER
-        self._window.append(_Entry(item, confidence * probability, confidence, self._scene))
+            self._in_scene = 0
+            self._last_pass = None
+        entry: _Entry[Item] = _Entry(item, None, None, self._scene)
+        if callable(probability) and self._in_scene % self.stride:
+            entry.probe = probability
+            self._between.append(entry)
+        else:
+            current = self._probability(probability)
+            entry.measure(current)
+            if self._between:
+                assert self._last_pass is not None
+                if agreement(self._last_pass, current) < self.agreement:
+                    self._resolve_between()
+                for skipped in self._between:  # these stay without a pass of their own
+                    skipped.probe = None  # (nor hold on to their frame)
+                self._between = []
+            self._last_pass = current
+        self._in_scene += 1
+        self._window.append(entry)
         return list(self._ready(final=False))
 
+    def _probability(self, probability: Alpha | Probe) -> Alpha:
+        if callable(probability):
+            self.passes += 1
+            return probability()
+        return probability
+
+    def _resolve_between(self) -> None:
+        for entry in self._between:
+            if entry.probe is not None:
+                self.passes += 1
+            entry.run_probe()
+        self._between = []
+
     def flush(self) -> list[tuple[Item, Alpha]]:
+        self._resolve_between()
         return list(self._ready(final=True))
 
     def _ready(self, final: bool) -> Iterator[tuple[Item, Alpha]]:
         while self._next < len(self._window):
             entry = self._window[self._next]
-            later = len(self._window) - 1 - self._next
-            if not (final or later >= self.radius or self._window[-1].scene != entry.scene):
+            # every frame of its window must be decided: the frames after the latest pass wait for the next
+            decided = len(self._window) - len(self._between)
+            if not (final or self._next + self.radius < decided or self._window[-1].scene != entry.scene):
                 return
             item, entry.item = entry.item, None  # a frame and its pixels are not kept after they leave
             yield item, self._smoothed(self._next)  # type: ignore[misc]
@@ -144,16 +218,21 @@ class TemporalSmoother(Generic[Item]):
 
     def _smoothed(self, position: int) -> Alpha:
         centre = self._window[position]
-        weighted_sum = np.zeros_like(centre.weighted)
-        weight_sum = np.zeros_like(centre.confidence)
+        weighted_sum: Alpha | None = None
+        weight_sum: Alpha | None = None
         for offset in range(-self.radius, self.radius + 1):
             index = position + offset
             if not 0 <= index < len(self._window):
                 continue
             entry = self._window[index]
-            if entry.scene != centre.scene:
+            if entry.scene != centre.scene or entry.weighted is None or entry.confidence is None:
                 continue
             weight = float(self._weights[offset + self.radius])
-            weighted_sum += weight * entry.weighted
-            weight_sum += weight * entry.confidence
+            if weighted_sum is None or weight_sum is None:
+                weighted_sum, weight_sum = weight * entry.weighted, weight * entry.confidence
+            else:
+                weighted_sum += weight * entry.weighted
+                weight_sum += weight * entry.confidence
+        # a frame without a pass of its own has passes on both sides of it, in its scene
+        assert weighted_sum is not None and weight_sum is not None
         return np.clip(weighted_sum / weight_sum, 0.0, 1.0).astype(np.float32, copy=False)

@@ -111,3 +111,76 @@ def test_weights_are_a_symmetric_gaussian() -> None:
 def test_negative_radius_is_refused() -> None:
     with pytest.raises(ValueError, match="radius"):
         TemporalSmoother(-1)
+
+
+class _Probes:
+    """Probes that count their runs."""
+
+    def __init__(self, probabilities: list[np.ndarray]) -> None:
+        self.probabilities = probabilities
+        self.run: list[int] = []
+
+    def __call__(self, index: int):  # type: ignore[no-untyped-def]
+        def probe() -> np.ndarray:
+            self.run.append(index)
+            return self.probabilities[index]
+        return probe
+
+
+def _run_probes(smoother: TemporalSmoother[int], probes: _Probes, pictures: list[np.ndarray] | None = None):
+    count = len(probes.probabilities)
+    pictures = pictures or [_gray(100)] * count
+    out: list[tuple[int, np.ndarray]] = []
+    held = []
+    for index in range(count):
+        out += smoother.push(index, probes(index), pictures[index])
+        held.append(smoother.held)
+    return out + smoother.flush(), held
+
+
+def _square(left: int, size: int = 24) -> np.ndarray:
+    picture = np.zeros((size, size), np.float32)
+    picture[6:18, left : left + 8] = 1.0
+    return picture
+
+
+def test_a_still_subject_skips_the_model_between_passes_and_gives_the_same_mattes() -> None:
+    rng = np.random.default_rng(3)
+    probabilities = [np.clip(_square(8) + rng.normal(0, 0.005, (24, 24)), 0, 1).astype(np.float32) for _ in range(20)]
+    reference, _ = _run(TemporalSmoother(3), probabilities)
+    probes = _Probes(probabilities)
+    smoother: TemporalSmoother[int] = TemporalSmoother(3, stride=2)
+    out, held = _run_probes(smoother, probes)
+    assert [index for index, _ in out] == list(range(20))
+    assert probes.run == list(range(0, 20, 2)) + [19] and smoother.passes == 11  # the last one at the end
+    assert max(held) <= 2 * 3 + 2
+    for (_, expected), (_, smoothed) in zip(reference, out, strict=True):
+        assert np.abs(expected - smoothed).max() < 0.01
+
+
+def test_a_moving_subject_runs_the_model_on_every_frame_and_gives_exactly_its_mattes() -> None:
+    probabilities = [_square(left) for left in range(0, 16)]  # a pixel a frame: passes 2 apart disagree
+    reference, _ = _run(TemporalSmoother(3), probabilities)
+    probes = _Probes(probabilities)
+    out, _ = _run_probes(TemporalSmoother(3, stride=2), probes)
+    assert sorted(probes.run) == list(range(16))
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(reference, out, strict=True))
+
+
+def test_a_frame_between_passes_gets_its_own_pass_when_a_cut_follows_it() -> None:
+    probabilities = [np.zeros((4, 4), np.float32)] * 4 + [np.ones((4, 4), np.float32)] * 4
+    pictures = [_gray(30)] * 4 + [_gray(220)] * 4
+    probes = _Probes(probabilities)
+    out, _ = _run_probes(TemporalSmoother(2, stride=2), probes, pictures)
+    assert 3 in probes.run  # the old scene's last frame: no pass after it in its scene
+    assert all(matte.max() == 0 for _, matte in out[:4]) and all(matte.min() == 1 for _, matte in out[4:])
+
+
+@pytest.mark.parametrize(("radius", "stride", "effective"), [(0, 3, 1), (1, 5, 2), (3, 2, 2), (3, 4, 4)])
+def test_the_stride_is_at_most_one_more_than_the_radius(radius: int, stride: int, effective: int) -> None:
+    assert TemporalSmoother(radius, stride=stride).stride == effective
+
+
+def test_a_stride_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="stride"):
+        TemporalSmoother(2, stride=0)

@@ -359,6 +359,8 @@ def test_interrupt_mid_video_leaves_no_file(tmp_path: Path, clip: Path) -> None:
         (["--format", "webm", "--format", "mov"], 2, "one image format and/or one video format"),
         (["--start", "2", "--end", "1"], 2, "is not after --start"),
         (["--start", "5"], 1, "past the end"),
+        (["--smooth", "0", "--segment-every", "2"], 2, "needs --smooth 1 or more"),
+        (["--smooth", "1", "--segment-every", "3"], 2, "needs --smooth 2 or more"),
     ],
 )
 def test_bad_requests(run, clip: Path, arguments: list[str], code: int, message: str) -> None:
@@ -455,6 +457,32 @@ def test_preview_gives_the_mattes_of_the_full_frame_on_a_real_clip() -> None:
     for full, small in zip(probabilities[False], probabilities[True], strict=True):
         assert np.abs(full - small).mean() < 0.01
         assert iou(full >= 0.5, small >= 0.5) > 0.97
+
+
+def test_the_model_skips_frames_of_a_talking_head_and_the_mattes_stay_the_same() -> None:
+    """On a real office clip (little motion) the default runs the model on about half the frames, and
+    the mattes match those of a pass on every frame; on the fast DAVIS dance it runs on every frame."""
+    from bgremove.pipeline import Pipeline
+    from bgremove.video import VideoReader
+
+    def mattes(source: Path, every: int, count: int) -> tuple[list[np.ndarray], int]:
+        with Pipeline(mask=MaskConfig(segment_every=every)) as pipeline, pipeline.video_session() as session:
+            with VideoReader(source) as reader:
+                frames = (frame for frame, _ in zip(reader.frames(), range(count), strict=False))
+                alphas = [alpha for _, alpha in session.mattes(frames)]
+            return alphas, session.passes
+
+    office = data_folder("videos_people") / "pixabay_doctor_26732.mp4"
+    every_frame, passes = mattes(office, 1, 60)
+    skipping, fewer = mattes(office, 2, 60)
+    assert passes == 60 and len(skipping) == 60
+    assert 30 <= fewer <= 45
+    for full, skipped in zip(every_frame, skipping, strict=True):
+        assert np.abs(full - skipped).mean() < 0.004
+        assert iou(full >= 0.5, skipped >= 0.5) > 0.98
+    dance = data_folder("video_davis2016") / "videos" / "dance-twirl.mp4"
+    alphas, passes = mattes(dance, 2, 40)
+    assert len(alphas) == passes == 40
 
 
 # ---------------------------------------------------------------------------------------------------
