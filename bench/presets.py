@@ -1,5 +1,8 @@
 """x264 presets at bgremove's default crf: encoding CPU time, file size and quality, on one clip.
 
+superfast+mbtree is bgremove's default (x264's superfast with macroblock-tree rate control on, over
+10 frames of look-ahead); any preset may carry x264 options after a +, e.g. veryfast+subme=1.
+
     python bench/presets.py                          # the bench's 720p clip, crf 20
     python bench/presets.py CLIP.mp4 --crf 18 20 22 --presets ultrafast superfast veryfast faster
 
@@ -33,13 +36,17 @@ def cpu_seconds() -> float:
 def main() -> None:
     import av
 
-    from bgremove.video import decoder_threads
+    from bgremove.video import _OWN_PRESETS, decoder_threads
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clip", type=Path, nargs="?", default=BENCH / "_work" / "clip_720p.mp4")
     parser.add_argument("--crf", type=int, nargs="+", default=[20],
                         help="one or more crf values; each preset is encoded at each")
-    parser.add_argument("--presets", nargs="+", default=["ultrafast", "superfast", "veryfast", "faster", "fast"])
+    parser.add_argument("--presets", nargs="+",
+                        default=["ultrafast", "superfast", "superfast+mbtree", "veryfast", "faster", "fast"],
+                        help="x264 presets, each optionally with x264 options: veryfast+me=dia:subme=1")
+    parser.add_argument("--thread-type", choices=["SLICE", "FRAME", "both"], default="SLICE",
+                        help="x264's threading: slices of each frame (what bgremove uses), whole frames, or both")
     arguments = parser.parse_args()
 
     with av.open(str(arguments.clip)) as container:
@@ -50,11 +57,13 @@ def main() -> None:
     width = frames[0].shape[1]
     print(f"{arguments.clip.name}: {len(frames)} frames {width}x{height}, crf {' '.join(map(str, arguments.crf))}, "
           f"{decoder_threads()} threads")
-    print("| preset | crf | encode CPU s | encode wall s | size MB | kbit/s | PSNR Y dB | SSIM Y |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| preset | crf | threads | encode CPU s | encode wall s | size MB | kbit/s | PSNR Y dB | SSIM Y |")
+    print("|---|---|---|---|---|---|---|---|---|")
     from skimage.metrics import structural_similarity
 
-    for preset, crf in [(preset, crf) for preset in arguments.presets for crf in arguments.crf]:
+    thread_types = ["SLICE", "FRAME"] if arguments.thread_type == "both" else [arguments.thread_type]
+    for preset, crf, thread_type in [(preset, crf, thread_type) for preset in arguments.presets
+                                     for crf in arguments.crf for thread_type in thread_types]:
         buffer = io.BytesIO()
         started, cpu = time.perf_counter(), cpu_seconds()
         with av.open(buffer, "w", format="mp4") as output:
@@ -62,7 +71,11 @@ def main() -> None:
             encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuv420p"
             encoder.time_base = encoder.codec_context.time_base = Fraction(1) / Fraction(rate)
             encoder.codec_context.thread_count = decoder_threads()
-            encoder.codec_context.options = {"crf": str(crf), "preset": preset}
+            encoder.codec_context.thread_type = thread_type
+            # bgremove's own (superfast+mbtree), or an x264 preset with options on top: veryfast+me=dia:subme=1
+            name, params = _OWN_PRESETS.get(preset) or (preset.partition("+")[0], preset.partition("+")[2])
+            encoder.codec_context.options = {"crf": str(crf), "preset": name,
+                                             **({"x264-params": params} if params else {})}
             for index, planes in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
                 frame.pts = index
@@ -81,7 +94,8 @@ def main() -> None:
                     ssims.append(structural_similarity(original, luma, data_range=255))
         psnr = 10 * np.log10(255**2 / max(np.mean(errors), 1e-12))
         seconds = len(frames) / float(rate)
-        print(f"| {preset} | {crf} | {cpu:.2f} | {wall:.2f} | {size / 1e6:.2f} | {size * 8 / seconds / 1000:.0f} | "
+        print(f"| {preset} | {crf} | {thread_type.lower()} | {cpu:.2f} | {wall:.2f} | {size / 1e6:.2f} | "
+              f"{size * 8 / seconds / 1000:.0f} | "
               f"{psnr:.2f} | {np.mean(ssims):.4f} |", flush=True)
 
 

@@ -115,8 +115,12 @@ class CompositeConfig:
     decontaminate: bool = True  # estimate the subject's own colours at its edges (no halo of the old background)
 
 
-# x264's speed presets, fastest first; VP9 maps them onto its own speed settings.
-PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+# bgremove's default encoding speed: x264's superfast with its macroblock-tree rate control kept on
+# (see ``video._x264_options``), between superfast and veryfast.
+DEFAULT_PRESET = "superfast+mbtree"
+# x264's speed presets and the default, fastest first; VP9 maps them onto its own speed settings.
+PRESETS = ("ultrafast", "superfast", DEFAULT_PRESET, "veryfast", "faster", "fast", "medium", "slow", "slower",
+           "veryslow")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class VideoConfig:
     """
 
     crf: int = 20
-    preset: str = "veryfast"
+    preset: str = DEFAULT_PRESET
     audio: bool = True
     start: float = 0.0
     end: float | None = None

@@ -36,23 +36,23 @@ def test_shrink_for_model_returns_a_frame_of_the_right_size_as_it_is(astronaut: 
     assert shrink_for_model(astronaut, astronaut.shape[1], astronaut.shape[0]) is astronaut
 
 
-def test_mediapipe_is_imported_without_its_plotting_module() -> None:
+def test_mediapipe_is_imported_without_its_plotting_and_audio_modules() -> None:
     import subprocess
     import sys
 
     pytest.importorskip("mediapipe")
     script = """
 import sys
-from bgremove.segmenters.mediapipe_tasks import _import_mediapipe
+from bgremove.segmenters.mediapipe_tasks import _UNUSED_BY_SEGMENTATION, _import_mediapipe
 BaseOptions, vision = _import_mediapipe()
 assert vision.ImageSegmenter is not None
-pyplot = sys.modules.get("matplotlib.pyplot")
-assert pyplot is None or type(pyplot).__name__ == "_LazyModule", type(pyplot)
-others = [name for name, module in sys.modules.items() if type(module).__name__ == "_LazyModule"]
-assert others in ([], ["matplotlib.pyplot"]), others
-if pyplot is not None:
-    import matplotlib.pyplot as plt  # still usable: loads on first use
-    assert callable(plt.figure) and type(sys.modules["matplotlib.pyplot"]).__name__ == "module"
+assert "matplotlib" not in sys.modules and "sounddevice" not in sys.modules, sorted(sys.modules)
+lazy = [name for name, module in sys.modules.items() if type(module).__name__ == "_LazyModule"]
+assert lazy and set(lazy) <= set(_UNUSED_BY_SEGMENTATION), lazy
+from mediapipe.tasks.python import audio  # still usable: each loads on first use
+from mediapipe.tasks.python.vision import drawing_utils
+assert audio.AudioClassifier is not None and callable(drawing_utils.draw_landmarks)
+assert "matplotlib" in sys.modules
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -73,16 +73,21 @@ class _LazyFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
-# What ``import mediapipe`` pulls in for its drawing helpers, which segmentation never uses:
-# matplotlib.pyplot, 0.25 s here. (sounddevice, for its audio tasks, costs 0.1 s more but stays: where
-# PortAudio is missing its import fails, which MediaPipe expects, and a lazy module would fail later
-# instead, wherever anything looked at it.)
-_UNUSED_BY_SEGMENTATION = ("matplotlib.pyplot",)
+# What ``import mediapipe`` pulls in that segmentation never uses: its drawing helpers, which import
+# matplotlib (90 ms here), and its audio tasks, which import sounddevice (50 ms). Lazy, each runs only
+# if something uses it: the audio package's own guarded ``import sounddevice`` included, so a machine
+# without PortAudio behaves as before wherever audio is used.
+_UNUSED_BY_SEGMENTATION = (
+    "mediapipe.tasks.python.audio",
+    "mediapipe.tasks.python.vision.drawing_utils",
+    "mediapipe.tasks.python.vision.drawing_styles",
+    "matplotlib.pyplot",
+)
 
 
 def _import_mediapipe() -> tuple[Any, Any]:
     """MediaPipe Tasks' ``BaseOptions`` and ``vision``, imported with the modules segmentation does not
-    need made lazy: 0.65 -> 0.4 s. A lazy module loads as usual the first time anyone uses it."""
+    need made lazy: 0.65 -> 0.2 s. A lazy module loads as usual the first time anyone uses it."""
     finder = _LazyFinder({name for name in _UNUSED_BY_SEGMENTATION if name not in sys.modules})
     sys.meta_path.insert(0, finder)
     try:
