@@ -7,6 +7,7 @@ file starts and closed when it ends, so no state crosses from one file to the ne
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -531,6 +532,23 @@ def _expected_frames(info: VideoInfo, start: float, end: float | None) -> int:
 _NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
+@contextlib.contextmanager
+def _opencv_threads(count: int) -> Iterator[None]:
+    """OpenCV's own thread pool at ``count`` threads for the duration (it is one pool per process).
+
+    A video keeps the cores busy with its four stages already (decoding, segmentation, compositing,
+    encoding): OpenCV splitting a resize or a blend over threads of its own only waits for busy cores,
+    6% more CPU for the same wall time (10 s of 720p, --blur 45)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
 ) -> FileResult:
@@ -555,6 +573,7 @@ def _process_video(
     frames = 0
     try:
         with (
+            _opencv_threads(1),
             pipeline.video_session(start=cut.start) as session,
             # on planes, frames are decoded to RGB only at the model's input size
             VideoReader(job.input.path, info, keep_yuv=colorspace is not None,

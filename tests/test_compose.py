@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bgremove.compose import background_blur, blend, fit_background, make_compositor
+from bgremove.compose import background_blur, blend, blend_uint8, fit_background, make_compositor
 from bgremove.config import BgFit, CompositeConfig, CompositeMode
 from bgremove.types import Frame
 
@@ -132,6 +132,24 @@ def test_blend_is_within_one_level_of_the_exact_mix(shape, data) -> None:
     alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
     exact = foreground * alpha[..., None].astype(np.float64) + background * (1.0 - alpha[..., None].astype(np.float64))
     assert np.abs(blend(foreground, background, alpha).astype(np.float64) - exact).max() <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.tuples(st.integers(1, 24), st.integers(1, 24)),
+    data=st.data(),
+)
+def test_8_bit_blend_is_exact_at_0_and_255_and_within_half_a_level_of_the_mix(shape, data) -> None:
+    foreground = data.draw(hnp.arrays(np.uint8, shape))
+    background = data.draw(hnp.arrays(np.uint8, shape))
+    matte = data.draw(hnp.arrays(np.uint8, shape))
+    out = blend_uint8(foreground, background, matte)
+    assert out.shape == shape and out.dtype == np.uint8
+    assert np.array_equal(out[matte == 255], foreground[matte == 255])
+    assert np.array_equal(out[matte == 0], background[matte == 0])
+    weight = matte.astype(np.float64) / 255
+    exact = foreground * weight + background * (1.0 - weight)
+    assert np.abs(out - exact).max() <= 0.5 + 1e-9
 
 
 @pytest.mark.parametrize("kernel", [15, 45, 99])
