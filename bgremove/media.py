@@ -337,22 +337,55 @@ def _umask() -> int:
     return current
 
 
+# A PNG chunk holds at most 2**31 - 1 bytes; IDAT data is split into chunks of this size.
+_PNG_CHUNK = 1 << 30
+
+
 def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
-    """PNG bytes of RGB, RGBA or gray pixels: zlib level 1 with the Up filter on every row.
+    """PNG bytes of gray, RGB or RGBA 8-bit pixels, lossless: every row Up-filtered (each byte minus
+    the one above it) and deflated with ISA-L at level 2 (python-isal).
 
-    Pillow's level 6 (adaptive filters) took 3.0 s for a 12 MP RGBA cut-out; OpenCV's libpng with these
-    settings takes 0.36 s for files about a fifth larger (11.7 MB instead of 9.7), the same size as
-    OpenCV's own default (level 1, adaptive filters), which is slower. Lossless either way.
+    For a 12 MP RGBA cut-out that takes 0.12 s (30 ms filtering, 90 ms deflating) and writes a file 3%
+    smaller than libpng at zlib level 1 with the same filter through OpenCV, which took 0.34-0.48 s;
+    Pillow's level 6 with adaptive filters took 3.0 s for 15% smaller files. Without python-isal
+    (a platform with no wheel for it), the standard zlib at level 1 makes the same kind of file.
     """
-    import cv2
+    import struct
+    import zlib
 
-    if pixels.ndim == 3:
-        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels), [
-        cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
-    if not ok:
-        raise OutputError(f"cannot encode a {pixels.shape} image as PNG")
-    return encoded.tobytes()
+    try:
+        from isal import isal_zlib
+
+        def deflate(data: npt.NDArray[np.uint8]) -> bytes:
+            return isal_zlib.compress(data, 2)
+    except ImportError:  # pragma: no cover - python-isal is a dependency
+        def deflate(data: npt.NDArray[np.uint8]) -> bytes:
+            return zlib.compress(data, 1)
+
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    colour_type = {1: 0, 3: 2, 4: 6}.get(channels)  # gray, RGB, RGBA
+    if colour_type is None or pixels.dtype != np.uint8 or not height or not width:
+        raise OutputError(f"cannot encode a {pixels.shape} {pixels.dtype} image as PNG")
+    rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
+    filtered = np.empty((height, width * channels + 1), np.uint8)
+    filtered[:, 0] = 2  # filter type Up (the first row has zeros above it: its bytes as they are)
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])
+    compressed = deflate(filtered)
+    del filtered
+
+    parts: list[bytes | memoryview] = [b"\x89PNG\r\n\x1a\n"]
+
+    def chunk(kind: bytes, data: bytes | memoryview) -> None:
+        parts.extend([struct.pack(">I", len(data)), kind, data, struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))])
+
+    chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0))
+    view = memoryview(compressed)
+    for offset in range(0, len(view), _PNG_CHUNK):
+        chunk(b"IDAT", view[offset : offset + _PNG_CHUNK])
+    chunk(b"IEND", b"")
+    return b"".join(parts)
 
 
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
