@@ -15,7 +15,7 @@ import re
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +146,9 @@ def _decode(source: Path | io.BytesIO, name: object) -> Frame:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as opened:
+                rgb = _decode_complete_jpeg(opened, source)
+                if rgb is not None:
+                    return Frame(rgb=rgb)
                 opened.load()
                 # in place: the default copies the whole picture even when it needs no turn
                 ImageOps.exif_transpose(opened, in_place=True)
@@ -155,6 +158,52 @@ def _decode(source: Path | io.BytesIO, name: object) -> Frame:
     except Image.DecompressionBombError as error:
         raise UnsupportedMedia(f"{name}: image too large to process safely ({_reason(error)})") from None
     return Frame(rgb=rgb, alpha=alpha)
+
+
+# EXIF orientation -> what shows the picture upright (Pillow's ImageOps.exif_transpose, in NumPy)
+_ORIENTATIONS: dict[int, Callable[[RGBImage], RGBImage]] = {
+    2: lambda rgb: rgb[:, ::-1],
+    3: lambda rgb: rgb[::-1, ::-1],
+    4: lambda rgb: rgb[::-1],
+    5: lambda rgb: rgb.transpose(1, 0, 2),
+    6: lambda rgb: np.rot90(rgb, -1),
+    7: lambda rgb: rgb[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda rgb: np.rot90(rgb),
+}
+
+
+def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage | None:
+    """A JPEG's RGB pixels decoded by OpenCV, upright, or None where Pillow should decode it instead.
+
+    Both use libjpeg-turbo and give the same pixels; OpenCV decodes straight into an RGB array in
+    half the time (48 against 94 ms for a 12 MP photo). Taken only for RGB and gray JPEGs whose data
+    ends with the end-of-image marker (trailing zero bytes allowed): libjpeg decodes a cut-off file
+    with a warning and gray rows, so anything else, CMYK and cut-off files included, goes to Pillow,
+    which reports a truncated file as such.
+    """
+    import cv2
+    from PIL import Image
+
+    assert isinstance(image, Image.Image)
+    if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+        return None
+    if isinstance(source, Path):
+        data = np.fromfile(source, dtype=np.uint8)
+    else:
+        data = np.frombuffer(source.getbuffer(), dtype=np.uint8)
+    end = len(data)
+    while end > 2 and data[end - 1] == 0 and end > len(data) - 4096:
+        end -= 1
+    if end < 2 or data[end - 2] != 0xFF or data[end - 1] != 0xD9:
+        return None
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV 4.11 and later
+    flags = (rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    decoded = cv2.imdecode(data[:end], flags)
+    if decoded is None or decoded.shape[:2] != (image.height, image.width):
+        return None
+    rgb = np.asarray(decoded if rgb_flag is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    turn = _ORIENTATIONS.get(int(image.getexif().get(0x0112, 1) or 1))
+    return rgb if turn is None else np.ascontiguousarray(turn(rgb))
 
 
 def _split_channels(image: object) -> tuple[RGBImage, npt.NDArray[np.uint8] | None]:

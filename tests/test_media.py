@@ -286,3 +286,58 @@ def test_a_real_cut_out_png_is_smaller_than_libpngs_at_level_1(astronaut: np.nda
     _, libpng = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA),
                              [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP])
     assert len(ours) < len(libpng)
+
+
+def _jpeg(rgb: np.ndarray, *, orientation: int = 1, mode: str = "RGB", tail: bytes = b"") -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).convert(mode).save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    return buffer.getvalue() + tail
+
+
+def _pillow_pixels(data: bytes) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpegs_decoded_by_opencv_give_pillows_upright_pixels(astronaut: np.ndarray, orientation: int) -> None:
+    from PIL import Image
+
+    from bgremove.media import _decode_complete_jpeg
+
+    data = _jpeg(astronaut[:120, :200], orientation=orientation)
+    with Image.open(io.BytesIO(data)) as image:
+        assert _decode_complete_jpeg(image, io.BytesIO(data)) is not None  # the fast path was taken
+    frame, info = decode_image(data)
+    assert info.format == "JPEG" and np.array_equal(frame.rgb, _pillow_pixels(data))
+
+
+@pytest.mark.parametrize(("mode", "tail", "fast"), [
+    ("L", b"", True),
+    ("RGB", b"\0" * 100, True),  # zero padding after the end marker
+    ("RGB", b"trailing bytes of another format", False),  # left to Pillow
+    ("CMYK", b"", False),
+])
+def test_other_jpegs_read_as_pillow_reads_them(astronaut: np.ndarray, mode: str, tail: bytes, fast: bool) -> None:
+    from PIL import Image
+
+    from bgremove.media import _decode_complete_jpeg
+
+    data = _jpeg(astronaut[:64, :80], mode=mode, tail=tail)
+    with Image.open(io.BytesIO(data)) as image:
+        assert (_decode_complete_jpeg(image, io.BytesIO(data)) is not None) is fast
+    frame, _ = decode_image(data)
+    assert np.array_equal(frame.rgb, _pillow_pixels(data))
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.6, 0.9, 0.999])
+def test_a_jpeg_cut_short_anywhere_is_reported_truncated(astronaut: np.ndarray, fraction: float) -> None:
+    data = _jpeg(astronaut)
+    with pytest.raises(UnsupportedMedia, match="truncated"):
+        decode_image(data[: int(len(data) * fraction)], "cut.jpg")
