@@ -323,6 +323,9 @@ class _Worker:
 
 def _start_worker(pipeline_options: dict[str, Any], config: OutputConfig, threads: int, log_level: int) -> None:
     """The pool's initializer: signals, logging, threads, and the one ``Pipeline`` of this worker."""
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()  # as in the CLI's own process, before this worker starts threads
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_terminate)
     sys.unraisablehook = _unraisable

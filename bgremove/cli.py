@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .allocator import keep_freed_memory
 from .config import (
     DEFAULT_PRESET,
     PRESETS,
@@ -256,6 +257,7 @@ def main(files: tuple[Path, ...], **options: Any) -> None:
     # bgremove does no matrix products; NumPy's OpenBLAS would still start a thread per core that
     # spins for a while (0.1-0.2 s of CPU per run). Set before NumPy loads; the user's value wins.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    keep_freed_memory()
     _setup_logging(options["verbose"])
     show_progress = not options["quiet"] and sys.stderr.isatty()
     if options["list_models"]:
