@@ -176,7 +176,7 @@ Models are read from $BGREMOVE_MODEL_DIR, then the user cache, else downloaded.
 @click.option("--quality", is_flag=True, help="Also run the model on the upper and lower part of a tall subject "
               "(standing people): slightly sharper full-body outlines for about 1.5x the default's model "
               "time. For videos, also refine every frame's edges and colours (about 3x slower; by default "
-              "videos get one pass per frame, smoothed over time). Example: --quality")
+              "videos get one pass per frame at most, smoothed over time). Example: --quality")
 @click.option("--transparent", is_flag=True, help="Transparent background, RGBA PNG (the default; WebM with "
               "alpha for videos). Example: --transparent")
 @click.option("--bg", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="IMAGE|VIDEO",
