@@ -36,7 +36,7 @@ def cpu_seconds() -> float:
 def main() -> None:
     import av
 
-    from bgremove.video import _OWN_PRESETS, decoder_threads
+    from bgremove.video import _OWN_PRESETS, _X264_ALWAYS, decoder_threads
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clip", type=Path, nargs="?", default=BENCH / "_work" / "clip_720p.mp4")
@@ -75,7 +75,7 @@ def main() -> None:
             # bgremove's own (superfast+mbtree), or an x264 preset with options on top: veryfast+me=dia:subme=1
             name, params = _OWN_PRESETS.get(preset) or (preset.partition("+")[0], preset.partition("+")[2])
             encoder.codec_context.options = {"crf": str(crf), "preset": name,
-                                             **({"x264-params": params} if params else {})}
+                                             "x264-params": ":".join(filter(None, [params, _X264_ALWAYS]))}
             for index, planes in enumerate(frames):
                 frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
                 frame.pts = index

@@ -289,8 +289,11 @@ def test_videos_in_workers_are_whole_and_identical(tmp_path: Path, portraits: li
     for name in ("dance-twirl", "libby"):
         (source / f"{name}.mp4").symlink_to(data_folder("video_davis2016") / "videos" / f"{name}.mp4")
     shutil.copy(portraits[0], source / "photo.jpg")
-    assert invoke(source, "-o", tmp_path / "one", "--mask-only", "--end", "1", "-q").exit_code == 0
-    process = _bgremove(source, "-o", tmp_path / "two", "--mask-only", "--end", "1", "-j", "2", "--json")
+    # --segment-every 1: whether a frame between two passes gets its own depends on how far the passes
+    # agree, and rounding that differs with the model's threads can tip a frame over the threshold
+    options = ("--mask-only", "--end", "1", "--segment-every", "1")
+    assert invoke(source, "-o", tmp_path / "one", *options, "-q").exit_code == 0
+    process = _bgremove(source, "-o", tmp_path / "two", *options, "-j", "2", "--json")
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 0, stderr
     frames = {Path(item["input"]).name: item["frames"] for item in map(json.loads, stdout.splitlines())}
