@@ -341,3 +341,38 @@ def test_a_jpeg_cut_short_anywhere_is_reported_truncated(astronaut: np.ndarray, 
     data = _jpeg(astronaut)
     with pytest.raises(UnsupportedMedia, match="truncated"):
         decode_image(data[: int(len(data) * fraction)], "cut.jpg")
+
+
+@pytest.mark.parametrize(("content", "kind", "message"), [
+    ("png", "image", None),  # a picture named like a video is still a picture
+    ("text", None, "not an image or video bgremove can read"),  # reported as the video it claims to be
+])
+def test_a_file_named_like_a_video_is_tried_as_a_video_first(
+    tmp_path: Path, astronaut: np.ndarray, content: str, kind: str | None, message: str | None
+) -> None:
+    from bgremove.pipeline import probe_media
+
+    path = tmp_path / "clip.mp4"
+    if content == "png":
+        path.write_bytes(encode_image(astronaut, "PNG"))
+        info = probe_media(path)
+        assert info.format == "PNG" and (info.width, info.height) == (512, 512)
+    else:
+        path.write_text("not a video at all\n")
+        with pytest.raises(UnsupportedMedia, match=message):
+            probe_media(path)
+
+
+def test_probing_a_video_does_not_load_pillow() -> None:
+    import subprocess
+    import sys
+
+    from data_paths import DATA_DIR
+
+    clip = DATA_DIR / "video_davis2016" / "videos" / "libby.mp4"
+    if not clip.is_file():
+        pytest.skip(f"test data file {clip} is absent (set BGREMOVE_DATA_DIR to the shared data folder)")
+    script = ("import sys; from pathlib import Path; from bgremove.pipeline import probe_media; "
+              f"info = probe_media(Path({str(clip)!r})); assert info.frames > 0; "
+              "assert 'PIL.Image' not in sys.modules, 'Pillow loaded'")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
