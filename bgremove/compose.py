@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
-from .mask import shrink_image
+from .mask import nonzero_positions, shrink_image
 from .types import Alpha, Frame, RGBImage
 from .yuv import YUVPlanes, rgb_to_yuv420
 
@@ -124,7 +124,8 @@ def _local_colours(
     # its F differs from the photo only where alpha mixes; F * alpha is the photo * alpha elsewhere
     mixed = _mixed(matte)
     # (indexing costs more than it saves once most pixels mix)
-    where: tuple[np.ndarray, ...] | tuple[slice, slice] = np.s_[:, :] if mixed.mean() > 0.3 else np.nonzero(mixed)
+    where: tuple[np.ndarray, ...] | tuple[slice, slice] = np.s_[:, :] if mixed.mean() > 0.3 else \
+        nonzero_positions(mixed)
     coarse_foreground = _box_mean(weighted_foreground, coarse, width, height)[where] / (coarse_alpha[where] + 1e-5)
     coarse_background = _box_mean(pixels - weighted_foreground, coarse, width, height)
     coarse_background /= 1.0 - coarse_alpha + 1e-5
@@ -211,7 +212,7 @@ def edge_colours(
     if not mixed.any():
         return None
     scale = min(1.0, COLOUR_LONG_SIDE / max(height, width))
-    rows, columns = np.nonzero(mixed)
+    rows, columns = nonzero_positions(mixed)
     del mixed
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))

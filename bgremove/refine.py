@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Focus, RefineConfig
-from .mask import resize_alpha, shrink_image
+from .mask import nonzero_positions, resize_alpha, shrink_image
 from .types import Alpha, RGBImage
 
 # A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
@@ -268,7 +268,7 @@ def refine_edges(
     squares = red * red + green * green + blue * blue
     # colour statistics come from box filters over the window; the likelihoods are needed only on
     # the band's pixels, a tenth of the window or less
-    band_rows, band_columns = np.nonzero(uncertain)
+    band_rows, band_columns = nonzero_positions(uncertain)
     at_band = pixels[band_rows, band_columns]
 
     def colour_model(sure: npt.NDArray[np.float32]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -107,3 +107,16 @@ def test_shrink_image_is_close_to_area_averages(astronaut: np.ndarray, width: in
     reduced_matte = shrink_image(matte, width, height)
     assert reduced_matte.shape == (height, width) and reduced_matte.dtype == np.float32
     assert np.abs(reduced_matte - cv2.resize(matte, (width, height), interpolation=cv2.INTER_AREA)).mean() < 0.004
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.data())
+def test_nonzero_positions_are_numpys_in_its_order(data) -> None:
+    from bgremove.mask import nonzero_positions
+
+    shape = (data.draw(st.integers(1, 50)), data.draw(st.integers(1, 50)))
+    mask = data.draw(hnp.arrays(np.bool_, shape))
+    rows, columns = nonzero_positions(mask)
+    expected_rows, expected_columns = np.nonzero(mask)
+    assert np.array_equal(rows, expected_rows) and np.array_equal(columns, expected_columns)
+    assert np.array_equal(nonzero_positions(mask[:, ::-1])[1], np.nonzero(mask[:, ::-1])[1])  # a view too
