@@ -8,8 +8,10 @@ Video: PyAV decodes the input (frame threads, as bgremove's reader) and hands th
 frames straight to the encoder (no RGB conversion: this is the cost of the codec work alone), with the
 encoder, options, thread count and ``+faststart`` bgremove's writer uses; audio goes through
 bgremove's own audio passage (copied into MP4, re-encoded to Opus for WebM), so it is the same work.
-Images: bgremove's ``read_image`` (Pillow, EXIF applied) and ``write_image`` with the same format and
-options bgremove uses (PNG level 6 with an opaque alpha channel, or JPEG quality 95, 4:4:4).
+Images: bgremove's ``read_image`` (OpenCV for complete JPEGs, else Pillow; EXIF applied) and
+``write_image`` with the same format and options bgremove uses (its own PNG writer with an opaque alpha
+channel, or JPEG quality 95, 4:4:4), one photo at a time in one thread, without the CLI's malloc
+settings (``bgremove/allocator.py``).
 """
 
 from __future__ import annotations
