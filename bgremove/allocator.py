@@ -5,8 +5,8 @@ RGBA output, the filtered PNG rows). glibc's malloc hands out every block above 
 mmap threshold) as fresh pages from the kernel and gives them back on free, so each such array is
 page-faulted and zeroed anew: 22% of the CPU time of a photo batch went to the kernel zeroing pages.
 With one arena, no mmap'ed blocks and no trimming, freed blocks are reused by whichever thread asks
-next: photo batches took 12-16% less CPU and wall time and peaked 60-70 MB lower; videos did not
-change (README, Benchmarks).
+next: photo batches took 11-14% less wall time and 12-16% less CPU and peaked 60-80 MB lower; videos
+did not change (README, Benchmarks).
 """
 
 from __future__ import annotations

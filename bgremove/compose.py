@@ -432,8 +432,7 @@ class _OpaqueCompositor(_ColourStep):
             return None
         background = self.background_planes(frame, alpha, source.colorspace)
         matte = alpha_to_uint8(alpha)  # the precision the 8-bit planes can show
-        half = np.asarray(cv2.resize(matte, (source.u.shape[1], source.u.shape[0]), interpolation=cv2.INTER_AREA),
-                          dtype=np.uint8)
+        half = np.asarray(_area_shrink(matte, 2), dtype=np.uint8)
         return YUVPlanes(blend_uint8(source.y, background.y, matte), blend_uint8(source.u, background.u, half),
                          blend_uint8(source.v, background.v, half), source.colorspace)
 

@@ -250,12 +250,6 @@ def _at_most(probability: Alpha, long_side: int) -> Alpha:
     return resize_alpha(probability, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
-def _without_preview(frame: Frame, keep_rgb: bool) -> Frame:
-    """A frame leaving the smoother: without ``keep_rgb`` its model-size picture is not needed any more
-    (it stayed for a pass the smoother might still have run)."""
-    return frame if keep_rgb or frame.preview is None else replace(frame, preview=None)
-
-
 class VideoSession:
     """The state of one video: a VIDEO-mode segmenter (increasing timestamps), the temporal smoother and
     the compositor (with its own looping background video, if any). Make one per file; close it after.
@@ -326,13 +320,14 @@ class VideoSession:
                 probability, scale[0] = self.pipeline.passes(frame, first)
                 return _at_most(probability, SMOOTHING_LONG_SIDE)
 
+            # (the probes hold the frame as it came, for a pass the smoother may run later)
             item = frame if keep_rgb or frame.yuv is None else \
-                replace(frame, rgb=placeholder_pixels(frame.rgb.shape))
+                replace(frame, rgb=placeholder_pixels(frame.rgb.shape), preview=None)
             probe = refined if self._refine else first
             for ready, smoothed in self._smoother.push(item, probe, frame.model_rgb):
-                yield _without_preview(ready, keep_rgb), smoothed, scale[0]
+                yield ready, smoothed, scale[0]
         for ready, smoothed in self._smoother.flush():
-            yield _without_preview(ready, keep_rgb), smoothed, scale[0]
+            yield ready, smoothed, scale[0]
 
     @property
     def passes(self) -> int:

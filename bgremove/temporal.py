@@ -105,10 +105,6 @@ class _Entry(Generic[Item]):
         self.weighted = self.confidence * probability
         self.probe = None
 
-    def run_probe(self) -> None:
-        if self.probe is not None:
-            self.measure(self.probe())
-
 
 def agreement(first: Alpha, second: Alpha) -> float:
     """Soft IoU of two probabilities: 1 for identical ones (or two empty ones), 0 for disjoint ones."""
@@ -194,8 +190,7 @@ class TemporalSmoother(Generic[Item]):
     def _resolve_between(self) -> None:
         for entry in self._between:
             if entry.probe is not None:
-                self.passes += 1
-            entry.run_probe()
+                entry.measure(self._probability(entry.probe))
         self._between = []
 
     def flush(self) -> list[tuple[Item, Alpha]]:
@@ -228,7 +223,7 @@ class TemporalSmoother(Generic[Item]):
             if entry.scene != centre.scene or entry.weighted is None or entry.confidence is None:
                 continue
             weight = float(self._weights[offset + self.radius])
-            if weighted_sum is None or weight_sum is None:
+            if weighted_sum is None or weight_sum is None:  # (set together)
                 weighted_sum, weight_sum = weight * entry.weighted, weight * entry.confidence
             else:
                 weighted_sum += weight * entry.weighted

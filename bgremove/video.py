@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .config import CompositeMode, VideoConfig
+from .config import DEFAULT_PRESET, CompositeMode, VideoConfig
 from .errors import OutputError, UnsupportedMedia
 from .media import atomic_output, check_readable_file
 from .types import Frame, RGBImage, placeholder_pixels
@@ -600,7 +600,7 @@ def yuv420_frame(pixels: npt.NDArray[np.uint8], colorspace: int = BT709) -> Any:
 # default: superfast turns macroblock-tree rate control off, which makes its files about 1.8x veryfast's
 # at the same crf; with it back on over 10 frames of look-ahead they are veryfast's size, within 0.2 dB
 # PSNR, for 45% less encoding CPU (bench/presets.py on the 720p benchmark clip, README: Video > Speed).
-_OWN_PRESETS = {"superfast+mbtree": ("superfast", "mbtree=1:rc-lookahead=10")}
+_OWN_PRESETS = {DEFAULT_PRESET: ("superfast", "mbtree=1:rc-lookahead=10")}
 
 
 # One look-ahead thread: with two (x264's own choice beside two slice threads) the same input gave
@@ -616,7 +616,7 @@ def _x264_options(config: VideoConfig) -> dict[str, str]:
 
 def _vp9_options(config: VideoConfig) -> dict[str, str]:
     # x264 preset names map onto libvpx speed: the fast ones to realtime speed 8, slow ones to good 1-2.
-    speed = {"ultrafast": 8, "superfast": 8, "superfast+mbtree": 7, "veryfast": 7, "faster": 6, "fast": 5,
+    speed = {"ultrafast": 8, "superfast": 8, DEFAULT_PRESET: 7, "veryfast": 7, "faster": 6, "fast": 5,
              "medium": 4, "slow": 2, "slower": 1, "veryslow": 0}[config.preset]
     return {
         "crf": str(min(63, config.crf + 10)),  # VP9's scale runs to 63: crf 20 in x264 looks like ~30 here
