@@ -32,15 +32,46 @@ class Compositor(Protocol):
     def __call__(self, frame: Frame, alpha: Alpha) -> Pixels: ...
 
 
-def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha) -> RGBImage:
-    """``foreground * alpha + background * (1 - alpha)`` in uint8, exact where alpha is 0 or 1 and within
-    1 of the exact value elsewhere.
+# Above this share of mixed pixels (a soft matte), ``blend`` mixes every pixel in one OpenCV pass:
+# gathering and scattering that many costs more than the pass.
+_DENSE_MIX = 0.25
 
-    OpenCV's ``blendLinear`` works on the uint8 pixels directly, about 5 times faster than the same sum
-    in float32 NumPy (it divides by the weights' sum plus 1e-5, so x.5 can round down).
+
+def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha, *,
+          edge: tuple[np.ndarray, np.ndarray, npt.NDArray[np.uint8]] | None = None) -> RGBImage:
+    """``foreground * alpha + background * (1 - alpha)`` in uint8: exactly the foreground where the
+    8-bit alpha is 255, the background where it is 0, and the mix rounded (within 1 of the exact value)
+    where it mixes. ``edge`` (rows, columns, colours) gives the mixed pixels and the foreground colours
+    to use there (``edge_colours``' F) instead of the foreground's own.
+
+    Only the mixed pixels are computed: the others are one masked copy. On a 12 MP photo, whose edge is
+    a few percent of it, that takes some 30 ms where OpenCV's ``blendLinear`` over every pixel took 90.
     """
-    weight = np.ascontiguousarray(alpha, dtype=np.float32)
-    return np.asarray(cv2.blendLinear(foreground, background, weight, 1.0 - weight), dtype=np.uint8)
+    matte = alpha_to_uint8(alpha)
+    if edge is None:
+        # 1..254: one below 254 after subtracting 1, which wraps 0 round to 255
+        rows, columns = nonzero_positions(np.less(matte - np.uint8(1), 254))
+        colours = None
+    else:
+        rows, columns, colours = edge
+    if rows.size > _DENSE_MIX * matte.size:
+        if colours is not None:
+            foreground = foreground.copy()
+            foreground[rows, columns] = colours
+        weight = np.ascontiguousarray(alpha, dtype=np.float32)
+        return np.asarray(cv2.blendLinear(foreground, background, weight, 1.0 - weight), dtype=np.uint8)
+    output = np.array(background, dtype=np.uint8, copy=True, order="C")
+    cv2.copyTo(np.ascontiguousarray(foreground), np.greater(matte, 254).view(np.uint8), output)
+    if rows.size:
+        # gathered and scattered by flat index: twice as fast as indexing with rows and columns
+        width = matte.shape[1]
+        where = rows.astype(np.intp) * width + columns
+        if colours is None:
+            colours = np.take(np.ascontiguousarray(foreground).reshape(-1, 3), where, axis=0)
+        weight = np.take(np.ascontiguousarray(alpha, dtype=np.float32).reshape(-1), where)[:, None]
+        mixed = colours * weight + np.take(np.ascontiguousarray(background).reshape(-1, 3), where, axis=0) * (1.0 - weight)
+        output.reshape(-1, 3)[where] = np.minimum(mixed + 0.5, 255.0).astype(np.uint8)
+    return output
 
 
 def blend_uint8(foreground: npt.NDArray[np.uint8], background: npt.NDArray[np.uint8],
@@ -225,8 +256,9 @@ def edge_colours(
         local_foreground, local_background = _local_colours(rgb.astype(np.float32), matte, kernels)
         sampled_foreground, sampled_background = local_foreground[rows, columns], local_background[rows, columns]
     del local_foreground, local_background
-    mixed_pixels = rgb[rows, columns].astype(np.float32)
-    mixed_weight = matte[rows, columns][:, None]
+    where = rows.astype(np.intp) * width + columns  # flat indices gather twice as fast as (rows, columns)
+    mixed_pixels = np.take(np.ascontiguousarray(rgb).reshape(-1, 3), where, axis=0).astype(np.float32)
+    mixed_weight = np.take(matte.reshape(-1), where)[:, None]
     foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
     foreground_uint8 = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
     if not background:
@@ -378,7 +410,7 @@ class TransparentCompositor(_ColourStep):
         output = np.asarray(cv2.merge([frame.rgb, matte]), dtype=np.uint8)
         if edge is not None:
             rows, columns, foreground, _ = edge
-            output[rows, columns, :3] = foreground
+            output.reshape(-1, 4)[rows.astype(np.intp) * output.shape[1] + columns, :3] = foreground
         return output
 
     def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
@@ -404,6 +436,9 @@ class _OpaqueCompositor(_ColourStep):
     """
 
     mode: CompositeMode
+    # whether ``background`` reads ``behind`` (a background made from the photo): only then is the
+    # background's own colour at the edge worth estimating
+    reads_behind = False
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         """The new background; ``behind`` is the photo's own background colours (the photo where the
@@ -413,11 +448,17 @@ class _OpaqueCompositor(_ColourStep):
     def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
         if frame.alpha is not None:  # pixels transparent in the input show the new background
             alpha = alpha * (frame.alpha.astype(np.float32) / 255.0)
+        behind, edge = frame.rgb, None
         if self.decontaminate:
-            foreground, behind = estimate_colours(frame.rgb, alpha)
-        else:
-            foreground = behind = frame.rgb
-        return blend(foreground, self.background(frame, alpha, behind), alpha)
+            found = edge_colours(frame.rgb, alpha, background=self.reads_behind)
+            if found is not None:
+                rows, columns, foreground, background = found
+                edge = (rows, columns, foreground)
+                if background is not None:
+                    behind = frame.rgb.copy()
+                    behind[rows, columns] = background
+        # the subject's colours go straight into the blend: no copy of the photo with them
+        return blend(frame.rgb, self.background(frame, alpha, behind), alpha, edge=edge)
 
     def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
         """The output as 4:2:0 planes in the frame's own matrix, when the frame carries its decoded
@@ -528,6 +569,7 @@ class MovingImageCompositor(_OpaqueCompositor):
 
 class BlurCompositor(_OpaqueCompositor):
     mode = CompositeMode.BLUR
+    reads_behind = True
 
     def __init__(self, kernel: int, decontaminate: bool = True) -> None:
         super().__init__(decontaminate)
@@ -546,6 +588,7 @@ class BlurCompositor(_OpaqueCompositor):
 
 class DesaturateCompositor(_OpaqueCompositor):
     mode = CompositeMode.DESATURATE
+    reads_behind = True
 
     def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
         gray = cv2.cvtColor(np.ascontiguousarray(behind), cv2.COLOR_RGB2GRAY)

@@ -267,3 +267,28 @@ def test_transparent_output_carries_the_estimated_edge_colours(astronaut: np.nda
     np.testing.assert_array_equal(output, cv2.merge([foreground, alpha_to_uint8(alpha)]))
     changed = np.any(output[..., :3] != astronaut, axis=2)
     assert changed.any() and np.all((alpha[changed] > 0) & (alpha[changed] < 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=st.tuples(st.integers(1, 24), st.integers(1, 24)), data=st.data())
+def test_blend_with_edge_colours_mixes_them_in_place_of_the_foreground(shape, data) -> None:
+    """The edge colours (``edge_colours``' F) go into the blend at their pixels as if pasted into the
+    foreground first, sparse edge or dense (the one-pass path), without touching the inputs."""
+    foreground = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    background = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
+    alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
+    if data.draw(st.booleans()):  # a sharp matte, the sparse path: only every 8th pixel may mix
+        flat = alpha.reshape(-1)
+        sharp = np.arange(flat.size) % 8 != 0
+        flat[sharp] = np.round(flat[sharp])
+    matte = np.rint(alpha * 255)
+    rows, columns = np.nonzero((matte > 0) & (matte < 255))
+    colours = data.draw(hnp.arrays(np.uint8, (rows.size, 3)))
+    pasted = foreground.copy()
+    pasted[rows, columns] = colours
+    exact = pasted * alpha[..., None].astype(np.float64) + background * (1.0 - alpha[..., None].astype(np.float64))
+    kept = foreground.copy(), background.copy()
+    out = blend(foreground, background, alpha, edge=(rows.astype(np.int32), columns.astype(np.int32), colours))
+    assert np.abs(out.astype(np.float64) - exact).max() <= 1.0
+    assert np.array_equal(out[matte == 255], foreground[matte == 255])
+    assert np.array_equal(foreground, kept[0]) and np.array_equal(background, kept[1])
