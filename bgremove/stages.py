@@ -13,7 +13,9 @@ wait for them, so that nothing touches a decoder or encoder after the caller clo
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
@@ -24,16 +26,34 @@ Item = TypeVar("Item")
 _POLL = 0.05
 
 
+def lower_priority(steps: int) -> None:
+    """Make the calling thread ``steps`` nicer than it is (Linux, where the nice value is per thread;
+    elsewhere, and where the system refuses, nothing happens).
+
+    A video's encoder is the stage the others wait for. Decoding and segmentation run ahead of it and
+    only fill queues, so when the cores are contended they should yield to the encoder's threads, not
+    take turns with them. Threads the calling one starts later inherit its nice value.
+    """
+    if steps <= 0 or not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + steps))
+
+
 class Prefetch(Generic[Item]):
     """Iterates ``source`` in a thread, at most ``depth`` items ahead of the consumer (two is enough to
     keep both sides busy; each item more is a frame more in memory).
 
     An exception from ``source`` is raised by ``__next__`` where its item would have come. ``close``
     (also at the end of a ``with`` block) stops the thread and closes ``source`` if it is a generator.
+    ``nice`` lowers the thread's priority by that much (``lower_priority``).
     """
 
-    def __init__(self, source: Iterable[Item], depth: int = 2, name: str = "bgremove-prefetch") -> None:
+    def __init__(self, source: Iterable[Item], depth: int = 2, name: str = "bgremove-prefetch",
+                 nice: int = 0) -> None:
         self._source = iter(source)
+        self._nice = nice
         self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._done = False
@@ -41,6 +61,7 @@ class Prefetch(Generic[Item]):
         self._thread.start()
 
     def _run(self) -> None:
+        lower_priority(self._nice)
         try:
             for item in self._source:
                 if not self._offer(("item", item)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
@@ -110,3 +112,23 @@ def test_drain_abort_drops_the_queue_and_returns_promptly() -> None:
         raise KeyboardInterrupt
     assert time.perf_counter() - started < 1.0
     assert len(consumed) <= 2 and not _threads()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the nice value is per thread on Linux only")
+def test_prefetch_runs_its_source_nicer_and_leaves_the_caller_as_it_was() -> None:
+    """A video's decoding and segmentation threads yield the cores to the encoder (pipeline._AHEAD_NICE)."""
+
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def source():
+        yield nice_here()
+
+    before = nice_here()
+    with Prefetch(source(), nice=3) as ahead:
+        seen = list(ahead)
+    with Prefetch(source()) as plain:
+        unchanged = list(plain)
+    assert seen == [min(19, before + 3)]
+    assert unchanged == [before]
+    assert nice_here() == before
