@@ -277,9 +277,9 @@ def test_blend_with_edge_colours_mixes_them_in_place_of_the_foreground(shape, da
     foreground = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
     background = data.draw(hnp.arrays(np.uint8, (*shape, 3)))
     alpha = data.draw(hnp.arrays(np.float32, shape, elements=st.floats(0, 1, width=32)))
-    if data.draw(st.booleans()):  # a sharp matte, the sparse path: only every 8th pixel may mix
+    if data.draw(st.booleans()):  # a sharp matte, the sparse path: only every 16th pixel may mix
         flat = alpha.reshape(-1)
-        sharp = np.arange(flat.size) % 8 != 0
+        sharp = np.arange(flat.size) % 16 != 0
         flat[sharp] = np.round(flat[sharp])
     matte = np.rint(alpha * 255)
     rows, columns = np.nonzero((matte > 0) & (matte < 255))
