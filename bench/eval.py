@@ -286,10 +286,11 @@ def _backdrop(name: str, width: int, height: int) -> np.ndarray:
 MATTE = "bgremove"
 
 
-def evaluate_composite(limit: int | None) -> Iterator[Row]:
+def evaluate_composite(limit: int | None, scale: float = 1.0) -> Iterator[Row]:
     """Edge colour error of each compositing mode with and without colour decontamination, with the
-    matte bgremove makes and with the true one (which shows the colour step alone)."""
-    pairs = labelled_pairs(SETS["portrait"], limit)
+    matte bgremove makes and with the true one (which shows the colour step alone). ``scale`` enlarges
+    the portraits as for the other sets (``--scale 4``: the colour step's path for phone-size photos)."""
+    pairs = labelled_pairs(SETS["portrait"], limit, scale)
     blur = 45
     sigma = gaussian_sigma(blur)
     errors: dict[tuple[str, bool, str], list[float]] = {}
@@ -297,7 +298,7 @@ def evaluate_composite(limit: int | None) -> Iterator[Row]:
     with Pipeline(SegmenterConfig("selfie")).open() as pipeline:
         for _, subject, truth in pairs:
             height, width = truth.shape
-            true_alpha = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 1.0)
+            true_alpha = cv2.GaussianBlur(truth.astype(np.float32), (0, 0), 1.0 * scale)
             weight = true_alpha[..., None]
             plate = _backdrop("pixabay_porch-691330_1280.jpg", width, height).astype(np.float32)
             photo = Frame(np.clip(weight * subject.rgb + (1 - weight) * plate + 0.5, 0, 255).astype(np.uint8))
@@ -308,7 +309,8 @@ def evaluate_composite(limit: int | None) -> Iterator[Row]:
                 "blur": (cv2.GaussianBlur(plate, (0, 0), sigma), CompositeConfig(CompositeMode.BLUR, blur=blur)),
                 "desaturate": (gray_plate.astype(np.float32), CompositeConfig(CompositeMode.DESATURATE)),
             }
-            band = cv2.dilate(outline(truth).astype(np.uint8), np.ones((2 * BAND_PX + 1,) * 2, np.uint8)) > 0
+            band_px = round(BAND_PX * scale)  # the same band of the subject however large the photo
+            band = cv2.dilate(outline(truth).astype(np.uint8), np.ones((2 * band_px + 1,) * 2, np.uint8)) > 0
             mattes = {MATTE: pipeline.alpha(photo), "true": true_alpha}
             for mode, (target_background, config) in targets.items():
                 expected = weight * subject.rgb + (1 - weight) * target_background
@@ -383,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         header = [*HEADER[:3], "smooth", "frames", *HEADER[4:], "flicker", "jitter", "temporal error"]
         print(table(header, davis_rows) + "\n", flush=True)
     if "composite" in wanted:
-        composite_rows = list(evaluate_composite(arguments.limit))
+        composite_rows = list(evaluate_composite(arguments.limit, arguments.scale))
         header = ["mode", "decontaminate", "images", "edge error, bgremove's matte", "edge error, true matte",
                   "ms/image (compositing)"]
         print(table(header, composite_rows) + "\n")
