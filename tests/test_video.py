@@ -490,22 +490,29 @@ def test_the_model_skips_frames_of_a_talking_head_and_the_mattes_stay_the_same()
 
 
 @pytest.mark.parametrize("preset", ["superfast+mbtree", "veryfast"])
-def test_the_same_input_gives_the_same_file_every_time(run, tmp_path: Path, preset: str) -> None:
-    """x264's look-ahead in two threads made the bytes differ between runs now and then (DAVIS libby,
-    1 s of mattes: 1 to 3 runs in 4); it runs in one."""
+def test_the_same_input_gives_the_same_pictures_every_time(run, tmp_path: Path, preset: str) -> None:
+    """x264's look-ahead in two threads made the pictures differ between runs now and then (DAVIS
+    libby, 1 s of mattes: 1 to 3 runs in 4); it runs in one.
+
+    The pictures are compared, not the bytes: about one run in 25 in one process, the file differs in
+    the last few bytes of the first frame's slice, after its cabac_zero_words padding (a run of
+    00 00 03), with the same packet sizes and timestamps and the same decoded pictures, while the
+    frames handed to x264 were identical (checked by hashing them in the writer, 2026-12-02). Those
+    bytes are x264's, not ours, and no decoder reads them."""
     source = data_folder("video_davis2016") / "videos" / "libby.mp4"
-    outputs = []
+    pictures = []
     for attempt in range(3):
         result = run(source, "--mask-only", "--end", "1", "--preset", preset, "-o", tmp_path / str(attempt), "-q")
         assert result.exit_code == 0, result.output
-        outputs.append((tmp_path / str(attempt) / "libby_nobg.mp4").read_bytes())
-
-    def why() -> str:  # for a failure: were the pictures different, or only the bytes?
-        frames = [decode_frames(tmp_path / str(attempt) / "libby_nobg.mp4", fmt="gray")[0] for attempt in range(3)]
-        same = [all(np.array_equal(a, b) for a, b in zip(frames[0], other, strict=True)) for other in frames[1:]]
-        return f"sizes {[len(data) for data in outputs]}, decoded frames equal to the first: {same}"
-
-    assert outputs[0] == outputs[1] == outputs[2], why()
+        frames, times, _ = decode_frames(tmp_path / str(attempt) / "libby_nobg.mp4", fmt="yuv420p")
+        pictures.append((frames, times))
+    first_frames, first_times = pictures[0]
+    assert len(first_frames) == 24
+    for frames, times in pictures[1:]:
+        assert times == first_times
+        assert len(frames) == len(first_frames)
+        different = [index for index, (a, b) in enumerate(zip(first_frames, frames)) if not np.array_equal(a, b)]
+        assert not different, f"frames {different} differ from the first run's"
 
 
 def test_real_mkv_clip(run, tmp_path: Path) -> None:
