@@ -26,8 +26,9 @@ def test_transparent_is_rgba_with_the_matte_as_alpha() -> None:
     frame, alpha = _half_subject()
     out = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT))(frame, alpha)
     assert out.shape == (60, 80, 4) and out.dtype == np.uint8
-    assert np.array_equal(out[..., :3], frame.rgb)
+    assert np.array_equal(out[:, :40, :3], frame.rgb[:, :40])  # the subject as it was
     assert out[:, :40, 3].min() == 255 and out[:, 40:, 3].max() == 0
+    assert not out[:, 40:].any()  # nothing kept where nothing shows
 
 
 def test_transparent_keeps_what_the_input_already_had_transparent() -> None:
@@ -253,7 +254,8 @@ def test_compositors_serve_frames_of_two_sizes_from_two_threads(mode: CompositeM
 
 def test_transparent_output_carries_the_estimated_edge_colours(astronaut: np.ndarray) -> None:
     """The transparent compositor writes F straight into its RGBA output at the mixed pixels: the same
-    pixels as ``estimate_colours``' F beside the matte, and the photo's own everywhere else."""
+    pixels as ``estimate_colours``' F beside the matte, the photo's own where it is opaque, and
+    (0, 0, 0, 0) where it is fully transparent."""
     import cv2
 
     from bgremove.compose import alpha_to_uint8, estimate_colours
@@ -264,8 +266,11 @@ def test_transparent_output_carries_the_estimated_edge_colours(astronaut: np.nda
     frame = Frame(rgb=astronaut)
     output = make_compositor(CompositeConfig(CompositeMode.TRANSPARENT))(frame, alpha)
     foreground, _ = estimate_colours(astronaut, alpha, background=False)
-    np.testing.assert_array_equal(output, cv2.merge([foreground, alpha_to_uint8(alpha)]))
-    changed = np.any(output[..., :3] != astronaut, axis=2)
+    matte = alpha_to_uint8(alpha)
+    foreground[matte == 0] = 0
+    np.testing.assert_array_equal(output, cv2.merge([foreground, matte]))
+    assert (matte == 0).any() and not output[matte == 0].any()
+    changed = np.any(output[..., :3] != astronaut, axis=2) & (matte > 0)
     assert changed.any() and np.all((alpha[changed] > 0) & (alpha[changed] < 1))
 
 
