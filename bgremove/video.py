@@ -605,7 +605,8 @@ _OWN_PRESETS = {DEFAULT_PRESET: ("superfast", "mbtree=1:rc-lookahead=10")}
 
 # One look-ahead thread: with two (x264's own choice beside two slice threads) the same input gave
 # slightly different files from run to run wherever macroblock-tree rate control looks ahead (veryfast,
-# the default); with one, the same file every time, and no slower (10 s of 720p, --blur 45).
+# the default); with one, the same pictures every time, and no slower (10 s of 720p, --blur 45). (About
+# one run in 25, a few padding bytes after a slice's cabac_zero_words still differ: x264's, unread.)
 _X264_ALWAYS = "lookahead-threads=1"
 
 
