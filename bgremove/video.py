@@ -798,6 +798,11 @@ class VideoWriter:
         # Pixels go back to the stored orientation, under the input's display matrix.
         self._keeps_matrix = info.display_matrix is not None
         self._turns = (info.rotation // 90) % 4 if self._keeps_matrix else 0
+        # One swscale context for the file, in one thread: FFmpeg's sliced conversion wrote mid-grey
+        # (512 of 1023, alpha too) over the first 8 pixels of a row at a slice boundary, now and then
+        # (RGBA -> yuva444p10le at 854 x 480, 28 frames in 30); a new context per frame also started
+        # and stopped a pool of threads every frame.
+        self._reformatter: Any = None
         # faststart: the index goes before the media (one extra pass at the end) so players and browsers
         # can start before the whole file has arrived.
         options = {"movflags": "+faststart"} if fmt.muxer in ("mp4", "mov") else {}
@@ -879,7 +884,12 @@ class VideoWriter:
                 source = av.VideoFrame.from_ndarray(pixels, format="rgba")
             else:
                 source = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            encoded = source.reformat(format=self._pix_fmt, dst_colorspace=self._colorspace)
+            if self._reformatter is None:
+                from av.video.reformatter import VideoReformatter
+
+                self._reformatter = VideoReformatter()
+            encoded = self._reformatter.reformat(source, format=self._pix_fmt, dst_colorspace=self._colorspace,
+                                                 threads=1)
         self._encode(encoded, frame)
 
     def _encode(self, encoded: Any, frame: Frame) -> None:
