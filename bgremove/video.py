@@ -603,10 +603,10 @@ def yuv420_frame(pixels: npt.NDArray[np.uint8], colorspace: int = BT709) -> Any:
 _OWN_PRESETS = {DEFAULT_PRESET: ("superfast", "mbtree=1:rc-lookahead=10")}
 
 
-# One look-ahead thread: with two (x264's own choice beside two slice threads) the same input gave
-# slightly different files from run to run wherever macroblock-tree rate control looks ahead (veryfast,
-# the default); with one, the same pictures every time, and no slower (10 s of 720p, --blur 45). (About
-# one run in 25, a few padding bytes after a slice's cabac_zero_words still differ: x264's, unread.)
+# One look-ahead thread: with two (x264's own choice beside two slice threads) the same frames gave
+# other pictures from run to run wherever macroblock-tree rate control looks ahead (24 frames of DAVIS
+# libby: 9 encodes in 12 with veryfast, 3 with the default); with one, 3 and 4 in 24, and no slower
+# (10 s of 720p, --blur 45). x264 is not exact from run to run even in one thread (2 in 39).
 _X264_ALWAYS = "lookahead-threads=1"
 
 
