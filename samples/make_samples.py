@@ -59,6 +59,10 @@ def main() -> None:
             produced = next((work / "out").glob(Path(input_name).stem + suffix + ".*"))
             with Image.open(produced) as image:
                 image.thumbnail((SIZE, SIZE), Image.Resampling.LANCZOS)
+                if image.mode == "RGBA":  # fully transparent pixels (0, 0, 0, 0), as bgremove writes them
+                    pixels = np.array(image)
+                    pixels[pixels[..., 3] == 0] = 0
+                    image = Image.fromarray(pixels)
                 options = {"quality": 85} if target.suffix == ".jpg" else {"optimize": True}
                 image.save(SAMPLES / output_name, **options)
             print(f"{output_name}: bgremove {input_name} {' '.join(arguments)}")
