@@ -800,8 +800,8 @@ class VideoWriter:
         self._turns = (info.rotation // 90) % 4 if self._keeps_matrix else 0
         # One swscale context for the file, in one thread: FFmpeg's sliced conversion wrote mid-grey
         # (512 of 1023, alpha too) over the first 8 pixels of a row at a slice boundary, now and then
-        # (RGBA -> yuva444p10le at 854 x 480: 28 conversions of one frame in 30); a new context per frame also started
-        # and stopped a pool of threads every frame.
+        # (RGBA -> yuva444p10le at 854 x 480: 28 conversions of one frame in 30); a new context per
+        # frame also started and stopped a pool of threads every frame.
         self._reformatter: Any = None
         # faststart: the index goes before the media (one extra pass at the end) so players and browsers
         # can start before the whole file has arrived.
