@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol
 
 import cv2
@@ -68,7 +67,8 @@ def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha, *,
         if colours is None:
             colours = np.take(np.ascontiguousarray(foreground).reshape(-1, 3), where, axis=0)
         weight = np.take(np.ascontiguousarray(alpha, dtype=np.float32).reshape(-1), where)[:, None]
-        mixed = colours * weight + np.take(np.ascontiguousarray(background).reshape(-1, 3), where, axis=0) * (1.0 - weight)
+        behind = np.take(np.ascontiguousarray(background).reshape(-1, 3), where, axis=0)
+        mixed = colours * weight + behind * (1.0 - weight)
         output.reshape(-1, 3)[where] = np.minimum(mixed + 0.5, 255.0).astype(np.uint8)
     return output
 

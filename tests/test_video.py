@@ -498,7 +498,8 @@ def _differing(runs: list[tuple[list[np.ndarray], list[float]]]) -> list[str]:
         if times != first_times or len(frames) != len(first_frames):
             problems.append(f"run {number}: {len(frames)} frames at other times")
             continue
-        different = [index for index, (a, b) in enumerate(zip(first_frames, frames)) if not np.array_equal(a, b)]
+        different = [index for index, (a, b) in enumerate(zip(first_frames, frames, strict=True))
+                     if not np.array_equal(a, b)]
         if different:
             worst = max(int(np.abs(first_frames[i].astype(int) - frames[i]).max()) for i in different)
             problems.append(f"run {number}: frames {different} differ (by up to {worst} levels)")
