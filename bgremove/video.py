@@ -788,7 +788,7 @@ class VideoWriter:
     def __init__(self, temporary: Path, fmt: VideoFormat, info: VideoInfo, mode: CompositeMode,
                  config: VideoConfig, colorspace: int | None = None) -> None:
         import av
-        from av.video.reformatter import Colorspace
+        from av.video.reformatter import Colorspace, VideoReformatter
 
         self.format = fmt
         self.info = info
@@ -802,7 +802,7 @@ class VideoWriter:
         # (512 of 1023, alpha too) over the first 8 pixels of a row at a slice boundary, now and then
         # (RGBA -> yuva444p10le at 854 x 480: 28 conversions of one frame in 30); a new context per
         # frame also started and stopped a pool of threads every frame.
-        self._reformatter: Any = None
+        self._reformatter = VideoReformatter()
         # faststart: the index goes before the media (one extra pass at the end) so players and browsers
         # can start before the whole file has arrived.
         options = {"movflags": "+faststart"} if fmt.muxer in ("mp4", "mov") else {}
@@ -884,10 +884,6 @@ class VideoWriter:
                 source = av.VideoFrame.from_ndarray(pixels, format="rgba")
             else:
                 source = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-            if self._reformatter is None:
-                from av.video.reformatter import VideoReformatter
-
-                self._reformatter = VideoReformatter()
             encoded = self._reformatter.reformat(source, format=self._pix_fmt, dst_colorspace=self._colorspace,
                                                  threads=1)
         self._encode(encoded, frame)
