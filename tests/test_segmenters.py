@@ -36,7 +36,7 @@ def test_shrink_for_model_returns_a_frame_of_the_right_size_as_it_is(astronaut: 
     assert shrink_for_model(astronaut, astronaut.shape[1], astronaut.shape[0]) is astronaut
 
 
-def test_mediapipe_is_imported_without_its_plotting_and_audio_modules() -> None:
+def test_mediapipe_is_imported_without_its_plotting_audio_and_text_modules() -> None:
     import subprocess
     import sys
 
@@ -49,10 +49,12 @@ assert vision.ImageSegmenter is not None
 assert "matplotlib" not in sys.modules and "sounddevice" not in sys.modules, sorted(sys.modules)
 lazy = [name for name, module in sys.modules.items() if type(module).__name__ == "_LazyModule"]
 assert lazy and set(lazy) <= set(_UNUSED_BY_SEGMENTATION), lazy
-from mediapipe.tasks.python import audio  # still usable: each loads on first use
+assert "mediapipe.tasks.python.text.text_classifier" not in sys.modules
+from mediapipe.tasks.python import audio, decision, retrieval, text  # still usable: each loads on first use
 from mediapipe.tasks.python.vision import drawing_utils
 assert audio.AudioClassifier is not None and callable(drawing_utils.draw_landmarks)
-assert "matplotlib" in sys.modules
+assert text.TextClassifier and retrieval.SemanticRetriever and decision.DecisionMaker
+assert "matplotlib" in sys.modules and "mediapipe.tasks.python.text.text_classifier" in sys.modules
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -74,11 +74,15 @@ class _LazyFinder(importlib.abc.MetaPathFinder):
 
 
 # What ``import mediapipe`` pulls in that segmentation never uses: its drawing helpers, which import
-# matplotlib (90 ms here), and its audio tasks, which import sounddevice (50 ms). Lazy, each runs only
-# if something uses it: the audio package's own guarded ``import sounddevice`` included, so a machine
-# without PortAudio behaves as before wherever audio is used.
+# matplotlib (90 ms here), its audio tasks, which import sounddevice (50 ms), and its text, retrieval
+# and decision tasks (14, 28 and 15 ms). Lazy, each runs only if something uses it: the audio
+# package's own guarded ``import sounddevice`` included, so a machine without PortAudio behaves as
+# before wherever audio is used.
 _UNUSED_BY_SEGMENTATION = (
     "mediapipe.tasks.python.audio",
+    "mediapipe.tasks.python.text",
+    "mediapipe.tasks.python.retrieval",
+    "mediapipe.tasks.python.decision",
     "mediapipe.tasks.python.vision.drawing_utils",
     "mediapipe.tasks.python.vision.drawing_styles",
     "matplotlib.pyplot",
