@@ -273,6 +273,32 @@ def test_bgremove_as_a_real_process(astronaut_jpg: Path, starfield: Path) -> Non
     assert load(astronaut_jpg.with_name("astronaut_nobg.jpg")).shape == (512, 512, 3)
 
 
+_COMMAND = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("teardown ran", file=sys.stderr))
+if sys.argv[1] == "thread":  # a thread that is not a daemon: Python's exit waits for it, so bgremove's does
+    threading.Thread(target=time.sleep, args=(2,)).start()
+sys.argv[:2] = ["bgremove"]
+from bgremove.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize(("arguments", "code"), [(["IN"], 0), (["IN", "missing.jpg"], 1), (["--nope"], 2)])
+def test_the_command_ends_without_pythons_teardown_and_keeps_its_exit_code(astronaut_jpg: Path, arguments,
+                                                                           code: int) -> None:
+    environment = {**os.environ, "BGREMOVE_MODEL_DIR": str(model_file("selfie_segmenter.tflite").parent)}
+    arguments = [str(astronaut_jpg) if argument == "IN" else argument for argument in arguments]
+    for mode in ("plain", "thread") if code == 0 else ("plain",):
+        completed = subprocess.run([sys.executable, "-c", _COMMAND, mode, *arguments, "--overwrite"],
+                                   capture_output=True, text=True, env=environment, timeout=120)
+        assert completed.returncode == code, completed.stderr
+        assert ("teardown ran" in completed.stderr) == (mode == "thread"), completed.stderr
+        if code == 0:
+            assert completed.stderr.startswith("bgremove: 1 done")  # flushed before the end
+            assert load(astronaut_jpg.with_name("astronaut_nobg.png")).shape == (512, 512, 4)
+
+
 def _run_on_a_terminal(arguments: list[str]) -> str:
     """Run bgremove with stderr on a pseudo-terminal, as a user at a shell sees it."""
     import fcntl
