@@ -200,12 +200,47 @@ def zoomed_probability(
 
 
 def _logit(probability: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    clipped = np.clip(probability, 1e-4, 1 - 1e-4)
-    return np.log(clipped / (1 - clipped)).astype(np.float32)
+    # OpenCV's divide and log: NumPy's float32 log and exp took 8 ms per 2.4 million values here,
+    # OpenCV's 1.4 ms
+    clipped = np.clip(probability, 1e-4, 1 - 1e-4).astype(np.float32, copy=False)
+    odds = np.subtract(1.0, clipped, dtype=np.float32)
+    cv2.divide(clipped, odds, odds)
+    return np.asarray(cv2.log(odds, odds), dtype=np.float32)
 
 
 def _sigmoid(logit: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).astype(np.float32)
+
+
+# Side of the tiles the guided filter runs on (``_guided_filter_at``).
+_GUIDED_TILE = 64
+
+
+def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float32], rows: npt.NDArray[np.int32],
+                      columns: npt.NDArray[np.int32], radius: int, eps: float) -> npt.NDArray[np.float32]:
+    """``cv2.ximgproc.guidedFilter(guide, values, radius, eps)`` at the pixels (``rows``, ``columns``) only.
+
+    The filter reaches ``2 * radius`` pixels (box means of box means), so it runs on the tiles of
+    ``_GUIDED_TILE`` pixels that hold one of them, each with that margin around it (the picture's own
+    edge where the margin would leave it): the same values as over the whole picture, to float
+    rounding, where the band along an outline covers a fifth of the tiles of its window or less.
+    """
+    height, width = values.shape
+    tile, margin = _GUIDED_TILE, 2 * radius + 1
+    across = -(-width // tile)
+    result = np.empty(rows.shape, dtype=np.float32)
+    where = (rows // tile) * across + columns // tile
+    order = np.argsort(where, kind="stable")
+    boundaries = np.flatnonzero(np.diff(where[order])) + 1
+    for group in np.split(order, boundaries):
+        tile_row, tile_column = divmod(int(where[group[0]]), across)
+        top, left = max(0, tile_row * tile - margin), max(0, tile_column * tile - margin)
+        bottom = min(height, (tile_row + 1) * tile + margin)
+        right = min(width, (tile_column + 1) * tile + margin)
+        filtered = cv2.ximgproc.guidedFilter(guide[top:bottom, left:right], values[top:bottom, left:right],
+                                             radius, eps)
+        result[group] = filtered[rows[group] - top, columns[group] - left]
+    return result
 
 
 def refine_edges(
@@ -295,18 +330,29 @@ def refine_edges(
     usable = (fg_share > 0.02) & (bg_share > 0.02)
     unary = _logit(local)
     unary[band_rows[usable], band_columns[usable]] += strength * np.clip(log_ratio[usable], -30, 30)
-    logit = unary
+    # Mean field: each round, logit = unary + 2.25 * (3x3 mean of 2 * sigmoid(logit) - 1), 2.25 being
+    # half the 3x3 neighbours times 0.5. Kept negated, so that exp(-logit) is one OpenCV pass, and
+    # 2.25 * (mean(q) - 1) = 2.25 * mean(q) - 2.25 for q = 2 * sigmoid: five passes over the window a
+    # round, each in OpenCV, where NumPy's sigmoid took eleven (with its slow float32 exp)
+    negated = np.negative(unary)
+    negated_shifted = np.subtract(0.5 * 4.5, unary, dtype=np.float32)
+    doubled = np.empty_like(unary)
     for _ in range(smoothing):
-        agreement = cv2.blur(2 * _sigmoid(logit) - 1, (3, 3), borderType=cv2.BORDER_REFLECT)
-        logit = unary + 0.5 * 4.5 * agreement  # 4.5 = half the 3x3 neighbours
-    decided = np.where(uncertain, _sigmoid(logit), local)
+        cv2.exp(negated, doubled)
+        cv2.add(doubled, 1.0, doubled)
+        cv2.divide(2.0, doubled, doubled)  # 2 * sigmoid(logit)
+        agreement = cv2.blur(doubled, (3, 3), borderType=cv2.BORDER_REFLECT)
+        negated = cv2.scaleAdd(agreement, -0.5 * 4.5, negated_shifted)
+    # only the band's pixels take the result (the band is a tenth of the window or less)
+    decided = local.copy()
+    decided[band_rows, band_columns] = _sigmoid(-negated[band_rows, band_columns])
     if matte_radius > 0:
         # a guided filter makes alpha a local linear function of colour: pixels where hair or an
         # edge mixes with the background get fractional alpha instead of a hard step
         # (a gray guide: nearly the colour guide's composites, measured, at a quarter of the time)
         guide = cv2.cvtColor(np.ascontiguousarray(rgb[window_rows, window_columns]), cv2.COLOR_RGB2GRAY)
-        matted = cv2.ximgproc.guidedFilter(guide, decided, matte_radius, matte_eps * 255.0**2)
-        decided = np.where(uncertain, np.clip(matted, 0.0, 1.0), decided)
+        matted = _guided_filter_at(guide, decided, band_rows, band_columns, matte_radius, matte_eps * 255.0**2)
+        decided[band_rows, band_columns] = np.clip(matted, 0.0, 1.0)
     refined = probability.copy()
     refined[window_rows, window_columns] = decided
     return refined
