@@ -68,7 +68,13 @@ def shrink_image(pixels: npt.NDArray[np.generic], width: int, height: int) -> np
     step for the remaining ratio below 2. A 12 MP photo to 2048 px takes 4.5 ms this way against 35 ms
     for one fractional INTER_AREA step, 0.4 levels apart on average."""
     while pixels.shape[1] // 2 >= width and pixels.shape[0] // 2 >= height:
-        pixels = cv2.resize(pixels, (pixels.shape[1] // 2, pixels.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        half_height, half_width = pixels.shape[0] // 2, pixels.shape[1] // 2
+        # INTER_AREA's fast path takes exact halves only: an odd side sent it down the fractional one
+        # (20 against 2 ms for 2309 x 1299 x 3). Bilinear at a ratio of 2 averages the same two pixels
+        # in each direction, at the same places (0.3 levels from the fractional area average)
+        exact = half_height * 2 == pixels.shape[0] and half_width * 2 == pixels.shape[1]
+        pixels = cv2.resize(pixels, (half_width, half_height),
+                            interpolation=cv2.INTER_AREA if exact else cv2.INTER_LINEAR)
     if pixels.shape[:2] == (height, width):
         return pixels
     return np.asarray(cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR), dtype=pixels.dtype)
