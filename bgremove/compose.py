@@ -99,16 +99,35 @@ def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) ->
     scale = max(scale_x, scale_y) if fit is BgFit.COVER else min(scale_x, scale_y)
     scaled_width = max(1, round(bg_width * scale))
     scaled_height = max(1, round(bg_height * scale))
-    scaled = _resize(background, scaled_width, scaled_height)
     if fit is BgFit.COVER:
         left = (scaled_width - width) // 2
         top = (scaled_height - height) // 2
+        if scaled_width > bg_width or scaled_height > bg_height:
+            return _enlarged_part(background, scaled_width, scaled_height, left, top, width, height)
+        scaled = _resize(background, scaled_width, scaled_height)
         return np.ascontiguousarray(scaled[top : top + height, left : left + width])
+    scaled = _resize(background, scaled_width, scaled_height)
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
     left = (width - scaled_width) // 2
     top = (height - scaled_height) // 2
     canvas[top : top + scaled_height, left : left + scaled_width] = scaled[:height, :width]
     return canvas
+
+
+def _enlarged_part(pixels: RGBImage, scaled_width: int, scaled_height: int, left: int, top: int, width: int,
+                   height: int) -> RGBImage:
+    """``cv2.resize(pixels, (scaled_width, scaled_height))[top:top + height, left:left + width]`` (bilinear)
+    without the parts that are cut off: the same sampling positions, in one ``warpAffine`` pass at
+    the output size. A 1920 x 1080 background covering a 2824 x 4250 portrait was enlarged to 7556 x
+    4250 first, 96 MB and 45 ms, of which two thirds were thrown away; a folder of photos of many
+    sizes paid that for each size."""
+    scale_x, scale_y = scaled_width / pixels.shape[1], scaled_height / pixels.shape[0]
+    # output pixel x samples the source at (x + left + 0.5) / scale - 0.5, as resize does
+    inverse = np.array([[1 / scale_x, 0.0, (left + 0.5) / scale_x - 0.5],
+                        [0.0, 1 / scale_y, (top + 0.5) / scale_y - 0.5]])
+    part = cv2.warpAffine(pixels, inverse, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(part, dtype=np.uint8)
 
 
 def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:

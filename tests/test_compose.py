@@ -75,6 +75,30 @@ def test_background_fit_modes(fit: BgFit, corner_is_bar: bool) -> None:
         assert fitted[10, 10].min() == 255  # the picture itself sits in the middle
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    source=st.tuples(st.integers(1, 30), st.integers(1, 30)),
+    target=st.tuples(st.integers(1, 90), st.integers(1, 90)),
+    data=st.data(),
+)
+def test_cover_enlarges_only_the_part_that_shows(source, target, data) -> None:
+    """Cover enlarging samples only the visible part, as resizing the whole picture and cropping it
+    would (within a level: OpenCV's warp and resize round their bilinear weights differently)."""
+    import cv2
+
+    picture = data.draw(hnp.arrays(np.uint8, (source[1], source[0], 3)))
+    width, height = target
+    fitted = fit_background(picture, width, height, BgFit.COVER)
+    scale = max(width / source[0], height / source[1])
+    scaled_width, scaled_height = max(1, round(source[0] * scale)), max(1, round(source[1] * scale))
+    assert fitted.shape == (height, width, 3) and fitted.dtype == np.uint8
+    if scaled_width > source[0] or scaled_height > source[1]:
+        whole = cv2.resize(picture, (scaled_width, scaled_height), interpolation=cv2.INTER_LINEAR)
+        left, top = (scaled_width - width) // 2, (scaled_height - height) // 2
+        expected = whole[top : top + height, left : left + width]
+        assert np.abs(fitted.astype(int) - expected).max() <= 1
+
+
 def test_desaturate_grays_only_the_background() -> None:
     frame, alpha = _half_subject()
     out = make_compositor(CompositeConfig(CompositeMode.DESATURATE))(frame, alpha)
