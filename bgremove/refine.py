@@ -212,8 +212,11 @@ def _sigmoid(logit: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).astype(np.float32)
 
 
-# Side of the tiles the guided filter runs on (``_guided_filter_at``).
+# Side of the tiles the guided filter runs on (``_guided_filter_at``), and the share of a window's
+# tiles above which it runs once over the whole window instead (each tile filters its margin again and
+# costs a call).
 _GUIDED_TILE = 64
+_WHOLE_WINDOW_SHARE = 0.4
 
 
 def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float32], rows: npt.NDArray[np.int32],
@@ -232,6 +235,9 @@ def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float
     where = (rows // tile) * across + columns // tile
     order = np.argsort(where, kind="stable")
     boundaries = np.flatnonzero(np.diff(where[order])) + 1
+    if len(boundaries) + 1 > _WHOLE_WINDOW_SHARE * across * -(-height // tile):
+        # a band over most tiles (hair all around, several people): one pass is cheaper than the tiles
+        return np.asarray(cv2.ximgproc.guidedFilter(guide, values, radius, eps), dtype=np.float32)[rows, columns]
     for group in np.split(order, boundaries):
         tile_row, tile_column = divmod(int(where[group[0]]), across)
         top, left = max(0, tile_row * tile - margin), max(0, tile_column * tile - margin)

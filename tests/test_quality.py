@@ -179,6 +179,24 @@ def _coarse_edge_case() -> tuple[np.ndarray, np.ndarray]:
     return rgb, probability
 
 
+@pytest.mark.parametrize("dense", [False, True])  # a band over a quarter of the tiles; nearly every pixel
+def test_guided_filter_at_some_pixels_matches_the_filter_over_the_whole_picture(dense: bool) -> None:
+    import cv2
+
+    from bgremove import refine
+
+    rng = np.random.default_rng(7)
+    guide = cv2.GaussianBlur(rng.integers(0, 256, (500, 641), dtype=np.uint8), (5, 5), 0)
+    values = rng.random((500, 641), dtype=np.float32)
+    chosen = rng.random((500, 641)) < 0.9
+    if not dense:  # rows 58-70 cross the tiles' boundary at 64, as an outline does
+        chosen[:58], chosen[71:] = False, False
+    rows, columns = (axis.astype(np.int32) for axis in np.nonzero(chosen))
+    whole = cv2.ximgproc.guidedFilter(guide, values, 2, 0.0001 * 255**2)
+    at = refine._guided_filter_at(guide, values, rows, columns, 2, 0.0001 * 255**2)
+    assert at.shape == rows.shape and np.abs(at - whole[rows, columns]).max() < 1e-5
+
+
 def test_refine_edges_moves_the_outline_onto_the_colour_edge() -> None:
     rgb, probability = _coarse_edge_case()
     refined = refine_edges(rgb, probability, scale=6.0)
