@@ -320,7 +320,10 @@ def run() -> None:
     By then every output is written, renamed and closed. Python's teardown (freeing each module's
     objects, MediaPipe's and OpenCV's among them) took 0.08-0.17 s of every run here, which a script
     calling bgremove once per file pays each time. Where something still needs Python's exit to stop
-    it cleanly (a Ray runtime, worker processes, threads that are not daemons), it exits as usual.
+    it cleanly (a Ray runtime, worker processes, a thread that is not a daemon and still runs after a
+    second), it exits as usual. Skipping Python's exit also skips a race in ``concurrent.futures``:
+    after a stopped ``-j`` run its exit hook could write to a pipe already closed and print
+    "OSError: [Errno 9] Bad file descriptor" after the run's last line.
     """
     try:
         main()
@@ -331,9 +334,20 @@ def run() -> None:
     _exit(code)
 
 
+# How long the command's end waits for threads that are not daemons before it leaves their stop to
+# Python's own exit, in seconds.
+_THREADS_WAIT = 1.0
+
+
 def _exit(code: int | str | None) -> None:
     import threading
 
+    # Python's exit would wait for threads that are not daemons (a stopped -j run's executor thread
+    # winding down); a short wait here, then the usual exit if one is still going
+    deadline = time.monotonic() + _THREADS_WAIT
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join(max(0.0, deadline - time.monotonic()))
     others = [thread for thread in threading.enumerate()
               if thread is not threading.current_thread() and not thread.daemon]
     multiprocessing = sys.modules.get("multiprocessing")

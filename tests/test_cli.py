@@ -276,8 +276,10 @@ def test_bgremove_as_a_real_process(astronaut_jpg: Path, starfield: Path) -> Non
 _COMMAND = """
 import atexit, sys, threading, time
 atexit.register(lambda: print("teardown ran", file=sys.stderr))
-if sys.argv[1] == "thread":  # a thread that is not a daemon: Python's exit waits for it, so bgremove's does
-    threading.Thread(target=time.sleep, args=(2,)).start()
+if sys.argv[1] == "thread":  # a thread that is not a daemon and outlives the wait: Python's own exit
+    threading.Thread(target=time.sleep, args=(5,)).start()
+if sys.argv[1] == "short":  # one that ends within the wait: bgremove waits for it, then ends its own way
+    threading.Thread(target=time.sleep, args=(0.3,)).start()
 sys.argv[:2] = ["bgremove"]
 from bgremove.cli import run
 run()
@@ -289,7 +291,7 @@ def test_the_command_ends_without_pythons_teardown_and_keeps_its_exit_code(astro
                                                                            code: int) -> None:
     environment = {**os.environ, "BGREMOVE_MODEL_DIR": str(model_file("selfie_segmenter.tflite").parent)}
     arguments = [str(astronaut_jpg) if argument == "IN" else argument for argument in arguments]
-    for mode in ("plain", "thread") if code == 0 else ("plain",):
+    for mode in ("plain", "short", "thread") if code == 0 else ("plain",):
         completed = subprocess.run([sys.executable, "-c", _COMMAND, mode, *arguments, "--overwrite"],
                                    capture_output=True, text=True, env=environment, timeout=120)
         assert completed.returncode == code, completed.stderr
