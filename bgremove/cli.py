@@ -320,16 +320,15 @@ def run() -> None:
     By then every output is written, renamed and closed. Python's teardown (freeing each module's
     objects, MediaPipe's and OpenCV's among them) took 0.08-0.17 s of every run here, which a script
     calling bgremove once per file pays each time. Where something still needs Python's exit to stop
-    it cleanly (a Ray runtime, worker processes, a thread that is not a daemon and still runs after a
-    second), it exits as usual. Skipping Python's exit also skips a race in ``concurrent.futures``:
-    after a stopped ``-j`` run its exit hook could write to a pipe already closed and print
-    "OSError: [Errno 9] Bad file descriptor" after the run's last line.
+    it cleanly (a Ray runtime, worker processes, multiprocessing finalizers still pending after a
+    stopped ``-j`` run, a thread that is not a daemon and still runs after a second), it exits as
+    usual: skipping multiprocessing's finalizers made its resource tracker report leaked semaphores.
     """
     try:
         main()
     except SystemExit as stop:
         code = stop.code
-    else:  # main always exits through sys.exit; this is for a future path that returns
+    else:  # --list-models and --fetch-models return
         code = 0
     _exit(code)
 
@@ -342,17 +341,22 @@ _THREADS_WAIT = 1.0
 def _exit(code: int | str | None) -> None:
     import threading
 
-    # Python's exit would wait for threads that are not daemons (a stopped -j run's executor thread
-    # winding down); a short wait here, then the usual exit if one is still going
+    def waited_for() -> list[threading.Thread]:  # the threads Python's exit would join
+        return [thread for thread in threading.enumerate()
+                if thread is not threading.current_thread() and not thread.daemon]
+
+    # (a stopped -j run's executor thread winding down): a short wait here, then the usual exit if
+    # one is still going
     deadline = time.monotonic() + _THREADS_WAIT
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join(max(0.0, deadline - time.monotonic()))
-    others = [thread for thread in threading.enumerate()
-              if thread is not threading.current_thread() and not thread.daemon]
+    for thread in waited_for():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    others = waited_for()
     multiprocessing = sys.modules.get("multiprocessing")
     children = multiprocessing.active_children() if multiprocessing is not None else []
-    if "ray" in sys.modules or others or children or not isinstance(code, (int, type(None))):
+    # multiprocessing's own exit runs its finalizers: a stopped -j run's queues still hold semaphores,
+    # and skipping their release makes its resource tracker warn of leaks after the run's last line
+    finalizers = getattr(sys.modules.get("multiprocessing.util"), "_finalizer_registry", {})
+    if "ray" in sys.modules or others or children or finalizers or not isinstance(code, (int, type(None))):
         sys.exit(code)
     try:
         sys.stdout.flush()

@@ -230,9 +230,10 @@ def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float
     """``cv2.ximgproc.guidedFilter(guide, values, radius, eps)`` at the pixels (``rows``, ``columns``) only.
 
     The filter reaches ``2 * radius`` pixels (box means of box means), so it runs on the tiles of
-    ``_GUIDED_TILE`` pixels that hold one of them, each with that margin around it (the picture's own
-    edge where the margin would leave it): the same values as over the whole picture, to float
-    rounding, where the band along an outline covers a fifth of the tiles of its window or less.
+    ``_GUIDED_TILE`` pixels that hold one of them, each with a pixel more than that around it (the
+    picture's own edge where the margin would leave it): the same values as over the whole picture,
+    to float rounding. The band along an outline usually lies in a fifth of its window's tiles or
+    less; above ``_WHOLE_WINDOW_SHARE`` of them the filter runs once over the whole picture.
     """
     height, width = values.shape
     tile, margin = _GUIDED_TILE, 2 * radius + 1

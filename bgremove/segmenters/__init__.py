@@ -90,13 +90,15 @@ def shrink_for_model(rgb: npt.NDArray[np.uint8], width: int, height: int) -> npt
     """
     import cv2
 
+    from ..mask import halve
+
     frame_height, frame_width = rgb.shape[:2]
     if (frame_width, frame_height) == (width, height):
         return rgb
     if width > frame_width or height > frame_height:  # enlarging (on either axis): bilinear
         return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_LINEAR)
     while rgb.shape[1] // 2 >= 2 * width and rgb.shape[0] // 2 >= 2 * height:
-        rgb = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        rgb = halve(rgb)
     if rgb.shape[1] >= 2 * width and rgb.shape[0] >= 2 * height:
         rgb = cv2.resize(rgb, (2 * width, 2 * height), interpolation=cv2.INTER_LINEAR)
         return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
