@@ -4,6 +4,7 @@
     python bench/run.py --quick               # 1 run, 720p and 10 photos only, no 10-minute RSS case
     python bench/run.py --cases video-720-blur,help --runs 5
     python bench/run.py --list                # the case names
+    python bench/run.py --cases images --bgremove-options=--fast   # bgremove with more options
 
 Each case runs three whole processes on the same input, interleaved run by run (A B C A B C ...) so
 that load from elsewhere hits them alike, and reports the median wall time of ``--runs`` runs:
@@ -27,6 +28,7 @@ import contextlib
 import datetime
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -168,6 +170,8 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
     out = work / "out"
     python = sys.executable
     bgremove = bgremove_command()
+    extra = shlex.split(arguments.bgremove_options)  # after each video and photo case's own options
+    shown = f" (bgremove with `{arguments.bgremove_options.strip()}`)" if extra else ""
     background = inputs.make_background(data, work / "background.jpg")
     cases: list[Case] = []
 
@@ -183,11 +187,11 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
             option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--transparent"]}[mode]
             naive_option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--green"]}[mode]
             extension = ".webm" if mode == "transparent" else ".mp4"
-            case = Case(name, "video", f"{width}x{height} 10 s clip, `{' '.join(option[:1])}`",
+            case = Case(name, "video", f"{width}x{height} 10 s clip, `{' '.join(option[:1])}`{shown}",
                         units=video_frames(clip))
             folder = out / name
             case.tools = [
-                Tool("bgremove", [*bgremove, str(clip), *option, "-o", str(folder / "bgremove"), "-q"],
+                Tool("bgremove", [*bgremove, str(clip), *option, *extra, "-o", str(folder / "bgremove"), "-q"],
                      folder / "bgremove"),
                 Tool("naive", [python, str(BENCH / "naive.py"), "video", str(clip), str(folder / "naive.mp4"),
                                *naive_option], folder / "naive.mp4"),
@@ -215,9 +219,10 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
         option = ["--transparent"] if mode == "transparent" else ["--bg", str(background)]
         folder = out / name
         fmt = "PNG" if mode == "transparent" else "JPEG"
-        case = Case(name, "images", f"{photos_count} photos of 12 MP, `{option[0]}` -> {fmt}", units=photos_count)
+        case = Case(name, "images", f"{photos_count} photos of 12 MP, `{option[0]}` -> {fmt}{shown}",
+                    units=photos_count)
         case.tools = [
-            Tool("bgremove", [*bgremove, str(photos), *option, "-o", str(folder / "bgremove"), "-q"],
+            Tool("bgremove", [*bgremove, str(photos), *option, *extra, "-o", str(folder / "bgremove"), "-q"],
                  folder / "bgremove"),
             Tool("naive", [python, str(BENCH / "naive.py"), "images", str(photos), str(folder / "naive"), *option],
                  folder / "naive"),
@@ -349,6 +354,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("BGREMOVE_DATA_DIR") or DEFAULT_DATA))
     parser.add_argument("--work", type=Path, default=BENCH / "_work", help="where inputs and outputs go")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--bgremove-options", default="", metavar="OPTIONS",
+                        help="more options for bgremove in the video and photo cases, e.g. '--fast' "
+                             "(the naive pipeline and the floor stay as they are)")
     arguments = parser.parse_args()
     if arguments.list:
         print("\n".join(ALL_CASES))
