@@ -422,9 +422,10 @@ def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
     """Write RGB, RGBA or gray pixels atomically as ``fmt``.
 
-    Pillow encodes straight into the file: into a file it releases the GIL while it encodes, into a
-    ``BytesIO`` it holds it throughout. A 12 MP JPEG at quality 95 takes some 60 ms; in a batch the
-    other threads (reading the next photo, segmenting, the other photo being finished) wait that long.
+    Pillow encodes straight into the file: its JPEG encoder releases the GIL while it writes into a
+    file, and holds it throughout into a ``BytesIO`` (WebP's holds it either way). A 12 MP JPEG at
+    quality 95 takes some 60 ms; in a batch the other threads (reading the next photo, segmenting, the
+    other photo being finished) would wait that long.
     """
     if fmt == "PNG":
         encoded = _encode_png(pixels)

@@ -201,7 +201,7 @@ def test_write_image_round_trip(tmp_path: Path, astronaut: np.ndarray) -> None:
 @pytest.mark.parametrize("fmt, quality", [("JPEG", 95), ("JPEG", 80), ("WEBP", 95), ("GIF", 95)])
 def test_a_written_file_holds_the_bytes_encode_image_makes(tmp_path: Path, astronaut: np.ndarray, fmt: str,
                                                            quality: int) -> None:
-    """``write_image`` has Pillow encode into the file itself (it releases the GIL only there), and a pipe
+    """``write_image`` has Pillow encode into the file itself (its JPEG encoder releases the GIL only there), and a pipe
     gets ``encode_image``'s bytes: both are one encoding, with the same options."""
     write_image(tmp_path / "out", astronaut, fmt, jpeg_quality=quality)
     written = (tmp_path / "out").read_bytes()
@@ -212,6 +212,7 @@ def test_a_written_file_holds_the_bytes_encode_image_makes(tmp_path: Path, astro
         error = np.abs(frame.rgb.astype(int) - astronaut).mean()
         assert error < (2.0 if quality >= 90 else 4.0)
     assert [path.name for path in tmp_path.iterdir()] == ["out"]  # no temporary left
+
 
 def test_unwritable_place_is_an_output_error(tmp_path: Path, astronaut: np.ndarray) -> None:
     blocker = tmp_path / "not-a-folder"
