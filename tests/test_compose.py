@@ -232,7 +232,7 @@ def test_compositors_keep_the_subject_at_alpha_1_and_the_background_at_alpha_0(s
 def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
     """The colour step reads its reduced local means at the photo's mixed pixels: bilinear between the
     four nearest samples, the edge sample beyond the edge (checked against the interpolation written out)."""
-    from bgremove.compose import _sample
+    from bgremove.mask import sample_at
 
     rng = np.random.default_rng(count)
     plane = (rng.random((37, 53, 3)) * 255).astype(np.float32)
@@ -241,7 +241,7 @@ def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
     rows = rng.integers(0, full_height, count)
     columns = rng.integers(0, full_width, count)
     rows[:2], columns[:2] = (0, full_height - 1)[: min(count, 2)], (full_width - 1, 0)[: min(count, 2)]
-    sampled = _sample(plane, rows, columns, scale)
+    sampled = sample_at(plane, rows, columns, scale)
     assert sampled.shape == (count, 3) and sampled.dtype == np.float32
 
     y = np.clip((rows + 0.5) * scale - 0.5, 0, 36)

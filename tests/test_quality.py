@@ -246,6 +246,37 @@ def test_refine_edges_leaves_pixels_far_from_the_outline_alone() -> None:
     assert np.array_equal(refined[:, 80:], probability[:, 80:])
 
 
+def test_colour_statistics_on_cells_match_those_over_every_pixel(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+    from skimage import data
+
+    import bgremove.refine
+
+    rgb = data.astronaut()  # 512 x 512, real texture on both sides of the outline
+    yy, xx = np.mgrid[:512, :512]
+    distance = np.hypot(yy - 260, xx - 250) - 150.0
+    sure = (distance < -8).astype(np.float32)
+    band = np.abs(distance) <= 8
+    rows, columns = (positions.astype(np.int32) for positions in np.nonzero(band))
+    radius = 32
+    cells = bgremove.refine._ColourCells(rgb, radius, rows, columns)
+    assert cells.factor == radius // bgremove.refine.COLOUR_CELLS > 1
+    monkeypatch.setattr(bgremove.refine, "COLOUR_CELLS", 10_000)  # every pixel its own cell
+    exact = bgremove.refine._ColourCells(rgb, radius, rows, columns)
+    assert exact.factor == 1
+    share, mean, variance = cells.model(sure)
+    exact_share, exact_mean, exact_variance = exact.model(sure)
+    # the exact box mean, by OpenCV on every pixel (the reference the cells approximate)
+    kernel = (2 * radius + 1, 2 * radius + 1)
+    assert np.allclose(exact_share, cv2.boxFilter(sure, -1, kernel, borderType=cv2.BORDER_REFLECT)[rows, columns],
+                       atol=1e-5)
+    assert np.abs(share - exact_share).max() < 0.01
+    seen = exact_share > 0.1
+    assert np.percentile(np.abs(mean - exact_mean)[seen].max(axis=1), 95) < 5.0  # 8-bit levels
+    # the spread within each cell counts too (the standard deviations here are about 55 levels)
+    assert np.median(np.abs(np.sqrt(variance) - np.sqrt(exact_variance))[seen]) < 1.5
+
+
 @pytest.mark.parametrize("value", [0.0, 1.0])
 def test_refine_edges_without_an_outline_changes_nothing(value: float) -> None:
     probability = np.full((20, 30), value, np.float32)
