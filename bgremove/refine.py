@@ -218,42 +218,73 @@ def _sigmoid(logit: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return (1.0 / (1.0 + np.exp(-np.clip(logit, -30, 30)))).astype(np.float32)
 
 
-# Side of the tiles the guided filter runs on (``_guided_filter_at``), and the share of a window's
-# tiles above which it runs once over the whole window instead (each tile filters its margin again and
-# costs a call).
-_GUIDED_TILE = 64
+# Side of the tiles that the guided filter and the mean field run on (``_at_pixels``), and the share of
+# a window's tiles above which they run once over the whole window instead (each tile works its margin
+# again and costs calls).
+_TILE = 64
 _WHOLE_WINDOW_SHARE = 0.4
 
 
-def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float32], rows: npt.NDArray[np.int32],
-                      columns: npt.NDArray[np.int32], radius: int, eps: float) -> npt.NDArray[np.float32]:
-    """``cv2.ximgproc.guidedFilter(guide, values, radius, eps)`` at the pixels (``rows``, ``columns``) only.
+def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ...], rows: npt.NDArray[np.int32],
+               columns: npt.NDArray[np.int32], reach: int) -> npt.NDArray[np.float32]:
+    """``function(*planes)[rows, columns]``, made on the tiles of ``_TILE`` pixels that hold one of the
+    pixels only, for a ``function`` of same-size planes whose result at a pixel depends on nothing
+    farther than ``reach`` pixels (and on the picture's edge by reflection).
 
-    The filter reaches ``2 * radius`` pixels (box means of box means), so it runs on the tiles of
-    ``_GUIDED_TILE`` pixels that hold one of them, each with a pixel more than that around it (the
-    picture's own edge where the margin would leave it): the same values as over the whole picture,
-    to float rounding. The band along an outline usually lies in a fifth of its window's tiles or
-    less; above ``_WHOLE_WINDOW_SHARE`` of them the filter runs once over the whole picture.
+    Each tile is taken with a pixel more than ``reach`` around it (the picture's own edge where the
+    margin would leave it): the same values as over the whole picture, to float rounding. The band
+    along an outline usually lies in a fifth of its window's tiles or less; above
+    ``_WHOLE_WINDOW_SHARE`` of them (hair all around, several people) one pass over the whole picture
+    is cheaper than the tiles.
     """
-    height, width = values.shape
-    tile, margin = _GUIDED_TILE, 2 * radius + 1
+    height, width = planes[0].shape[:2]
+    tile, margin = _TILE, reach + 1
     across = -(-width // tile)
-    result = np.empty(rows.shape, dtype=np.float32)
     where = (rows // tile) * across + columns // tile
     order = np.argsort(where, kind="stable")
     boundaries = np.flatnonzero(np.diff(where[order])) + 1
     if len(boundaries) + 1 > _WHOLE_WINDOW_SHARE * across * -(-height // tile):
-        # a band over most tiles (hair all around, several people): one pass is cheaper than the tiles
-        return np.asarray(cv2.ximgproc.guidedFilter(guide, values, radius, eps), dtype=np.float32)[rows, columns]
+        return np.asarray(function(*planes), dtype=np.float32)[rows, columns]
+    result = np.empty(rows.shape, dtype=np.float32)
     for group in np.split(order, boundaries):
         tile_row, tile_column = divmod(int(where[group[0]]), across)
         top, left = max(0, tile_row * tile - margin), max(0, tile_column * tile - margin)
         bottom = min(height, (tile_row + 1) * tile + margin)
         right = min(width, (tile_column + 1) * tile + margin)
-        filtered = cv2.ximgproc.guidedFilter(guide[top:bottom, left:right], values[top:bottom, left:right],
-                                             radius, eps)
-        result[group] = filtered[rows[group] - top, columns[group] - left]
+        made = function(*(plane[top:bottom, left:right] for plane in planes))
+        result[group] = made[rows[group] - top, columns[group] - left]
     return result
+
+
+def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float32], rows: npt.NDArray[np.int32],
+                      columns: npt.NDArray[np.int32], radius: int, eps: float) -> npt.NDArray[np.float32]:
+    """``cv2.ximgproc.guidedFilter(guide, values, radius, eps)`` at the pixels (``rows``, ``columns``)
+    only: the filter reaches ``2 * radius`` pixels (box means of box means)."""
+    def guided(guide_tile: np.ndarray, values_tile: np.ndarray) -> np.ndarray:
+        return np.asarray(cv2.ximgproc.guidedFilter(guide_tile, values_tile, radius, eps))
+
+    return _at_pixels(guided, (guide, values), rows, columns, 2 * radius)
+
+
+def _mean_field(unary: npt.NDArray[np.float32], rounds: int) -> npt.NDArray[np.float32]:
+    """The negated logit after ``rounds`` of mean-field smoothing of the log-odds ``unary``.
+
+    Each round, logit = unary + 2.25 * (3x3 mean of 2 * sigmoid(logit) - 1), 2.25 being half the 3x3
+    neighbours times 0.5. Kept negated, so that exp(-logit) is one OpenCV pass, and 2.25 * (mean(q) - 1)
+    = 2.25 * mean(q) - 2.25 for q = 2 * sigmoid: five passes a round, each in OpenCV, where NumPy's
+    sigmoid took eleven (with its slow float32 exp). A pixel's result depends on the ``rounds`` pixels
+    around it and no farther.
+    """
+    negated = np.negative(unary)
+    negated_shifted = np.subtract(0.5 * 4.5, unary, dtype=np.float32)
+    doubled = np.empty_like(unary)
+    for _ in range(rounds):
+        cv2.exp(negated, doubled)
+        cv2.add(doubled, 1.0, doubled)
+        cv2.divide(2.0, doubled, doubled)  # 2 * sigmoid(logit)
+        agreement = cv2.blur(doubled, (3, 3), borderType=cv2.BORDER_REFLECT)
+        negated = cv2.scaleAdd(agreement, -0.5 * 4.5, negated_shifted)
+    return negated
 
 
 # The colour statistics are box means over 2 * radius + 1 pixels (radius = four bands): they are
@@ -376,22 +407,10 @@ def refine_edges(
     usable = (fg_share > 0.02) & (bg_share > 0.02)
     unary = _logit(local)
     unary[band_rows[usable], band_columns[usable]] += strength * np.clip(log_ratio[usable], -30, 30)
-    # Mean field: each round, logit = unary + 2.25 * (3x3 mean of 2 * sigmoid(logit) - 1), 2.25 being
-    # half the 3x3 neighbours times 0.5. Kept negated, so that exp(-logit) is one OpenCV pass, and
-    # 2.25 * (mean(q) - 1) = 2.25 * mean(q) - 2.25 for q = 2 * sigmoid: five passes over the window a
-    # round, each in OpenCV, where NumPy's sigmoid took eleven (with its slow float32 exp)
-    negated = np.negative(unary)
-    negated_shifted = np.subtract(0.5 * 4.5, unary, dtype=np.float32)
-    doubled = np.empty_like(unary)
-    for _ in range(smoothing):
-        cv2.exp(negated, doubled)
-        cv2.add(doubled, 1.0, doubled)
-        cv2.divide(2.0, doubled, doubled)  # 2 * sigmoid(logit)
-        agreement = cv2.blur(doubled, (3, 3), borderType=cv2.BORDER_REFLECT)
-        negated = cv2.scaleAdd(agreement, -0.5 * 4.5, negated_shifted)
     # only the band's pixels take the result (the band is a tenth of the window or less)
     decided = local.copy()
-    decided[band_rows, band_columns] = _sigmoid(-negated[band_rows, band_columns])
+    decided[band_rows, band_columns] = _sigmoid(-_at_pixels(
+        lambda tile: _mean_field(tile, smoothing), (unary,), band_rows, band_columns, smoothing))
     if matte_radius > 0:
         # a guided filter makes alpha a local linear function of colour: pixels where hair or an
         # edge mixes with the background get fractional alpha instead of a hard step

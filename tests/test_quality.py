@@ -197,6 +197,26 @@ def test_guided_filter_at_some_pixels_matches_the_filter_over_the_whole_picture(
     assert at.shape == rows.shape and np.abs(at - whole[rows, columns]).max() < 1e-5
 
 
+@pytest.mark.parametrize("dense", [False, True])
+def test_mean_field_at_some_pixels_matches_the_rounds_over_the_whole_picture(dense: bool) -> None:
+    from bgremove import refine
+
+    rng = np.random.default_rng(8)
+    unary = (rng.normal(0, 4, (300, 451))).astype(np.float32)  # log-odds that disagree with neighbours
+    chosen = rng.random((300, 451)) < 0.9
+    if not dense:  # rows 120-135 cross the tiles' boundary at 128
+        chosen[:120], chosen[136:] = False, False
+    rows, columns = (axis.astype(np.int32) for axis in np.nonzero(chosen))
+    whole = refine._mean_field(unary, 3)
+    at = refine._at_pixels(lambda tile: refine._mean_field(tile, 3), (unary,), rows, columns, 3)
+    assert np.abs(at - whole[rows, columns]).max() < 1e-5
+    # one round too few of margin would show: the tiles' edges are not the picture's
+    assert np.abs(whole - unary).max() > 1.0
+    if not dense:
+        short = refine._at_pixels(lambda tile: refine._mean_field(tile, 3), (unary,), rows, columns, 1)
+        assert np.abs(short - whole[rows, columns]).max() > 1e-3
+
+
 def test_refine_edges_moves_the_outline_onto_the_colour_edge() -> None:
     rgb, probability = _coarse_edge_case()
     refined = refine_edges(rgb, probability, scale=6.0)
