@@ -289,8 +289,8 @@ def _mean_field(unary: npt.NDArray[np.float32], rounds: int) -> npt.NDArray[np.f
 
 # The colour statistics are box means over 2 * radius + 1 pixels (radius = four bands): they are
 # gathered on cells of ``radius // COLOUR_CELLS`` pixels a side (6 x 6 for a 12 MP photo's 2048-pixel
-# working copy), each cell the mean of its pixels, so that the box filters run on a thirtieth of the
-# pixels; band pixels read them bilinearly, so their boxes stay centred on them.
+# working copy), each cell the mean of its pixels, so that the box filters run on 1/36 of the
+# pixels there; band pixels read them bilinearly, so their boxes stay centred on them.
 COLOUR_CELLS = 5
 
 
@@ -407,7 +407,8 @@ def refine_edges(
     usable = (fg_share > 0.02) & (bg_share > 0.02)
     unary = _logit(local)
     unary[band_rows[usable], band_columns[usable]] += strength * np.clip(log_ratio[usable], -30, 30)
-    # only the band's pixels take the result (the band is a tenth of the window or less)
+    # the mean field runs on the tiles that hold the band (a fifth of the window's or less), and only
+    # the band's pixels take its result
     decided = local.copy()
     decided[band_rows, band_columns] = _sigmoid(-_at_pixels(
         lambda tile: _mean_field(tile, smoothing), (unary,), band_rows, band_columns, smoothing))
