@@ -359,6 +359,74 @@ def test_a_jpeg_cut_short_anywhere_is_reported_truncated(astronaut: np.ndarray, 
         decode_image(data[: int(len(data) * fraction)], "cut.jpg")
 
 
+def _webp(pixels: np.ndarray, *, lossless: bool = False, orientation: int = 1, frames: int = 1) -> bytes:
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    images = [Image.fromarray(np.roll(pixels, 17 * index, axis=1)) for index in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, "WEBP", lossless=lossless, quality=80, exif=exif.tobytes(),
+                   save_all=frames > 1, append_images=images[1:])
+    return buffer.getvalue()
+
+
+def _pillow_rgba(data: bytes) -> np.ndarray:
+    from PIL import Image, ImageOps
+
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(ImageOps.exif_transpose(image).convert("RGBA"))
+
+
+@pytest.mark.parametrize("lossless", [False, True])
+@pytest.mark.parametrize("with_alpha", [False, True])
+def test_still_webps_are_decoded_by_opencv_as_pillow_decodes_them(
+    astronaut: np.ndarray, lossless: bool, with_alpha: bool
+) -> None:
+    from PIL import Image
+
+    from bgremove.media import _decode_still_webp
+
+    pixels = astronaut[:120, :200]
+    if with_alpha:  # every alpha level, over real colours
+        pixels = np.dstack([pixels, np.resize(np.arange(256, dtype=np.uint8), (120, 200))])
+    data = _webp(pixels, lossless=lossless)
+    with Image.open(io.BytesIO(data)) as image:
+        assert _decode_still_webp(image, io.BytesIO(data)) is not None  # the fast path was taken
+    frame, info = decode_image(data)
+    expected = _pillow_rgba(data)
+    assert info.format == "WEBP" and frame.rgb.flags.c_contiguous
+    assert np.array_equal(frame.rgb, expected[..., :3])
+    if with_alpha:
+        assert frame.alpha is not None and np.array_equal(frame.alpha, expected[..., 3])
+    else:
+        assert frame.alpha is None
+
+
+@pytest.mark.parametrize(("orientation", "frames"), [(6, 1), (3, 1), (1, 2)])
+def test_turned_and_animated_webps_are_left_to_pillow(astronaut: np.ndarray, orientation: int, frames: int) -> None:
+    from PIL import Image
+
+    from bgremove.media import _decode_still_webp
+
+    data = _webp(astronaut[:120, :200], orientation=orientation, frames=frames)
+    with Image.open(io.BytesIO(data)) as image:
+        assert _decode_still_webp(image, io.BytesIO(data)) is None
+    frame, _ = decode_image(data)
+    assert np.array_equal(frame.rgb, _pillow_rgba(data)[..., :3])  # upright; the first frame
+    if orientation == 6:
+        assert frame.rgb.shape == (200, 120, 3)
+
+
+@pytest.mark.parametrize("fraction", [0.3, 0.9, 0.999])
+def test_a_webp_cut_short_is_refused(astronaut: np.ndarray, fraction: float, tmp_path: Path) -> None:
+    data = _webp(astronaut)
+    path = tmp_path / "cut.webp"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(UnsupportedMedia, match="cut.webp"):
+        read_image(path)
+
+
 @pytest.mark.parametrize(("content", "kind", "message"), [
     ("png", "image", None),  # a picture named like a video is still a picture
     ("text", None, "not an image or video bgremove can read"),  # reported as the video it claims to be
