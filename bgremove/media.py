@@ -208,10 +208,10 @@ def _decode_still_webp(
     """A WebP's RGB pixels and alpha (None for an RGB WebP) decoded by OpenCV, or None where Pillow
     should decode it instead.
 
-    Both use libwebp and give the same pixels. Pillow holds the GIL while it decodes and converts a
-    WebP (a 12 MP photo: 440 ms, against OpenCV's 150 ms, which releases it), so a folder of WebP
-    photos kept the other threads waiting. Taken only for a still RGB or RGBA WebP without an EXIF
-    turn; OpenCV refuses a cut-off file (None), and Pillow then reports it.
+    Both use libwebp and give the same pixels; OpenCV decodes straight into one array, in half the
+    time (a 12 MP photo: 170 against 334 ms, and 153-166 against 364-386 ms through ``read_image``).
+    Taken only for a still RGB or RGBA WebP without an EXIF turn; OpenCV refuses a cut-off file
+    (None), and Pillow then reports it.
     """
     import cv2
     from PIL import Image
@@ -463,7 +463,7 @@ def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_qua
     """Write RGB, RGBA or gray pixels atomically as ``fmt``.
 
     Pillow encodes straight into the file: its JPEG encoder releases the GIL while it writes into a
-    file, and holds it throughout into a ``BytesIO`` (WebP's holds it either way). A 12 MP JPEG at
+    file, and holds it throughout into a ``BytesIO`` (its WebP encoder releases it either way). A 12 MP JPEG at
     quality 95 takes some 60 ms; in a batch the other threads (reading the next photo, segmenting, the
     other photo being finished) would wait that long.
     """
