@@ -177,7 +177,6 @@ def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage 
     with a warning and gray rows, so anything else, CMYK and cut-off files included, goes to Pillow,
     which reports a truncated file as such.
     """
-    import cv2
     from PIL import Image
 
     assert isinstance(image, Image.Image)
@@ -189,17 +188,27 @@ def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage 
         end -= 1
     if end < 2 or data[end - 2] != 0xFF or data[end - 1] != 0xD9:
         return None
-    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV 4.11 and later
-    decoded = cv2.imdecode(data[:end], rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR)
+    decoded = _opencv_rgb(data[:end])
     if decoded is None or sorted(decoded.shape[:2]) != sorted((image.height, image.width)):
         return None  # (a quarter turn swaps the sides)
-    return np.asarray(decoded if rgb_flag is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    return decoded
 
 
 def _file_bytes(source: Path | io.BytesIO) -> npt.NDArray[np.uint8]:
     if isinstance(source, Path):
         return np.fromfile(source, dtype=np.uint8)
     return np.frombuffer(source.getbuffer(), dtype=np.uint8)
+
+
+def _opencv_rgb(data: npt.NDArray[np.uint8]) -> RGBImage | None:
+    """An encoded picture decoded by OpenCV as RGB (upright by its EXIF orientation), None if it fails."""
+    import cv2
+
+    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV 4.11 and later
+    decoded = cv2.imdecode(data, rgb_flag if rgb_flag is not None else cv2.IMREAD_COLOR)
+    if decoded is None:
+        return None
+    return np.asarray(decoded if rgb_flag is not None else cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
 def _decode_still_webp(
@@ -221,19 +230,13 @@ def _decode_still_webp(
         return None
     if image.getexif().get(0x0112, 1) != 1:  # an EXIF orientation: Pillow's exif_transpose turns it
         return None
-    rgb_flag = getattr(cv2, "IMREAD_COLOR_RGB", None)  # OpenCV 4.11 and later
-    with_alpha = image.mode == "RGBA"
-    flag = cv2.IMREAD_UNCHANGED if with_alpha or rgb_flag is None else rgb_flag
-    decoded = cv2.imdecode(_file_bytes(source), flag)
-    channels = 4 if with_alpha else 3
-    if decoded is None or decoded.shape != (image.height, image.width, channels):
+    if image.mode == "RGB":
+        rgb = _opencv_rgb(_file_bytes(source))
+        return None if rgb is None or rgb.shape != (image.height, image.width, 3) else (rgb, None)
+    bgra = cv2.imdecode(_file_bytes(source), cv2.IMREAD_UNCHANGED)
+    if bgra is None or bgra.shape != (image.height, image.width, 4):
         return None
-    if with_alpha:
-        rgb = np.asarray(cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGB), dtype=np.uint8)
-        return rgb, np.ascontiguousarray(decoded[..., 3])
-    if rgb_flag is None:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-    return np.asarray(decoded, dtype=np.uint8), None
+    return np.asarray(cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGB), dtype=np.uint8), np.ascontiguousarray(bgra[..., 3])
 
 
 def _split_channels(image: object) -> tuple[RGBImage, npt.NDArray[np.uint8] | None]:
@@ -463,9 +466,9 @@ def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_qua
     """Write RGB, RGBA or gray pixels atomically as ``fmt``.
 
     Pillow encodes straight into the file: its JPEG encoder releases the GIL while it writes into a
-    file, and holds it throughout into a ``BytesIO`` (its WebP encoder releases it either way). A 12 MP JPEG at
-    quality 95 takes some 60 ms; in a batch the other threads (reading the next photo, segmenting, the
-    other photo being finished) would wait that long.
+    file, and holds it throughout into a ``BytesIO`` (its WebP encoder releases it either way). A 12 MP
+    JPEG at quality 95 takes some 60 ms; in a batch the other threads (reading the next photo,
+    segmenting, the other photo being finished) would wait that long.
     """
     if fmt == "PNG":
         encoded = _encode_png(pixels)

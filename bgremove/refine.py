@@ -395,9 +395,9 @@ def refine_edges(
     # the band's pixels, a tenth of the window or less
     band_rows, band_columns = nonzero_positions(uncertain)
     at_band = window_rgb[band_rows, band_columns].astype(np.float32)
-    statistics = _ColourCells(window_rgb, radius, band_rows, band_columns)
-    fg_share, fg_mean, fg_variance = statistics.model(sure_fg)
-    bg_share, bg_mean, bg_variance = statistics.model(sure_bg)
+    cells = _ColourCells(window_rgb, radius, band_rows, band_columns)
+    fg_share, fg_mean, fg_variance = cells.model(sure_fg)
+    bg_share, bg_mean, bg_variance = cells.model(sure_bg)
     fg_offset, bg_offset = at_band - fg_mean, at_band - bg_mean
     fg_distance = np.einsum("ij,ij->i", fg_offset, fg_offset)
     bg_distance = np.einsum("ij,ij->i", bg_offset, bg_offset)
