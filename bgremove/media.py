@@ -491,6 +491,14 @@ def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int =
     return buffer.getvalue()
 
 
+# libwebp's effort (0-6; Pillow's and cwebp's default is 4). Method 2 skips the rate-distortion search
+# that 3 and up make: on ten real photos from 0.15 to 14 MP (quality 90) it took 0.40 of method 4's
+# CPU time (495 against 1368 ms for a 14 MP photo), for files 1.3% larger and 0.3 dB less PSNR
+# (41.1 against 41.4 dB); cut-outs with alpha took half the time, 0-13% larger. Method 1 was no
+# faster than 2 and 10% larger; method 0, 1.5 times larger.
+_WEBP_METHOD = 2
+
+
 def _pillow_image(
     pixels: npt.NDArray[np.uint8], fmt: str, jpeg_quality: int
 ) -> tuple[PILImage.Image, dict[str, object]]:
@@ -502,7 +510,7 @@ def _pillow_image(
     if fmt == "JPEG":
         options = {"quality": jpeg_quality, "subsampling": 0 if jpeg_quality >= 90 else 2}
     elif fmt == "WEBP":
-        options = {"quality": 90, "method": 4}
+        options = {"quality": 90, "method": _WEBP_METHOD}
     elif fmt == "GIF":
         image = image.convert("P", palette=Image.Palette.ADAPTIVE) if image.mode == "RGB" else image
     return image, options
