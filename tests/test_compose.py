@@ -8,7 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bgremove.compose import background_blur, blend, blend_uint8, fit_background, make_compositor
+from bgremove.compose import (
+    background_blur,
+    blend,
+    blend_uint8,
+    fit_background,
+    gather_pixels,
+    make_compositor,
+    scatter_pixels,
+)
 from bgremove.config import BgFit, CompositeConfig, CompositeMode
 from bgremove.types import Frame
 
@@ -321,3 +329,21 @@ def test_blend_with_edge_colours_mixes_them_in_place_of_the_foreground(shape, da
     assert np.abs(out.astype(np.float64) - exact).max() <= 1.0
     assert np.array_equal(out[matte == 255], foreground[matte == 255])
     assert np.array_equal(foreground, kept[0]) and np.array_equal(background, kept[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.tuples(st.integers(1, 20), st.integers(1, 20), st.sampled_from([1, 3, 4])),
+       dtype=st.sampled_from([np.uint8, np.float32]), data=st.data())
+def test_pixels_gathered_and_scattered_whole_are_what_fancy_indexing_gives(shape, dtype, data) -> None:
+    """``gather_pixels`` and ``scatter_pixels`` move whole pixels through a void view: the same values as
+    NumPy's row indexing, for any channel count and type, repeated positions included when gathering."""
+    pixels = data.draw(hnp.arrays(dtype, shape, elements=st.integers(0, 255)))
+    count = shape[0] * shape[1]
+    where = np.asarray(data.draw(st.lists(st.integers(0, count - 1), max_size=3 * count)), dtype=np.intp)
+    np.testing.assert_array_equal(gather_pixels(pixels, where), pixels.reshape(count, -1)[where])
+    unique = np.unique(where)
+    values = data.draw(hnp.arrays(dtype, (unique.size, shape[2]), elements=st.integers(0, 255)))
+    expected = pixels.copy()
+    expected.reshape(count, -1)[unique] = values
+    scatter_pixels(pixels, unique, values)
+    np.testing.assert_array_equal(pixels, expected)
