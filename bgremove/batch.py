@@ -42,7 +42,7 @@ from .errors import BgRemoveError, OutputExists
 from .media import remove_stale_temporaries
 from .pipeline import FileResult, Job, Pipeline, ProgressFactory, process_file, read_job_image, write_job_image
 from .stages import Prefetch
-from .types import Alpha, Frame
+from .types import Alpha, Frame, Matte8
 
 logger = logging.getLogger(__name__)
 
@@ -209,15 +209,15 @@ def _read_ahead(jobs: Iterable[Job], config: OutputConfig) -> Iterator[tuple[Job
 _FINISHING_THREADS = 2
 
 
-def _segment(pipeline: Pipeline, read: _Read) -> tuple[Frame, Alpha]:
+def _segment(pipeline: Pipeline, read: _Read) -> tuple[Frame, Alpha | Matte8]:
     frame, error = read
     if error is not None:
         raise error
     assert frame is not None
-    return frame, pipeline.alpha(frame)
+    return frame, pipeline.matte(frame)
 
 
-def _finish(pipeline: Pipeline, job: Job, config: OutputConfig, frame: Frame, alpha: Alpha,
+def _finish(pipeline: Pipeline, job: Job, config: OutputConfig, frame: Frame, alpha: Alpha | Matte8,
             started: float) -> FileResult:
     return write_job_image(job, config, pipeline.composite(frame, alpha), started)
 

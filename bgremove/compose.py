@@ -11,8 +11,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
-from .mask import nonzero_positions, sample_at, shrink_image
-from .types import Alpha, Frame, RGBImage
+from .mask import alpha_as_float, alpha_to_uint8, nonzero_positions, sample_at, shrink_image
+from .types import Alpha, Frame, Matte8, RGBImage
 from .yuv import YUVPlanes, rgb_to_yuv420
 
 Pixels = npt.NDArray[np.uint8]  # H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (gray)
@@ -24,11 +24,14 @@ class Compositor(Protocol):
     A compositor may also have ``planes(frame, alpha) -> YUVPlanes | None``: the same output made from
     the frame's decoded planes (``Frame.yuv``), which videos use when it is there, and then an
     ``on_planes`` property that says whether it can (videos decide once, before decoding).
+
+    The matte is float32 in [0, 1] (``Alpha``) or 8-bit (``Matte8``, what ``Pipeline.matte`` gives a
+    photo): the same output to within a level.
     """
 
     mode: CompositeMode
 
-    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels: ...
+    def __call__(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels: ...
 
 
 # Above this share of mixed pixels (a soft matte), ``blend`` mixes every pixel in one OpenCV pass:
@@ -38,7 +41,7 @@ class Compositor(Protocol):
 _DENSE_MIX = 0.1
 
 
-def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha, *,
+def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha | Matte8, *,
           edge: tuple[np.ndarray, np.ndarray, npt.NDArray[np.uint8]] | None = None,
           matte8: npt.NDArray[np.uint8] | None = None) -> RGBImage:
     """``foreground * alpha + background * (1 - alpha)`` in uint8: exactly the foreground where the
@@ -60,7 +63,7 @@ def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha, *,
         if colours is not None:
             foreground = np.array(foreground, dtype=np.uint8, copy=True, order="C")
             scatter_pixels(foreground, _flat_index(rows, columns, matte.shape[1]), colours)
-        weight = np.ascontiguousarray(alpha, dtype=np.float32)
+        weight = np.ascontiguousarray(alpha_as_float(alpha))
         return np.asarray(cv2.blendLinear(foreground, background, weight, 1.0 - weight), dtype=np.uint8)
     output = np.array(background, dtype=np.uint8, copy=True, order="C")
     cv2.copyTo(np.ascontiguousarray(foreground), np.greater(matte, 254).view(np.uint8), output)
@@ -68,7 +71,7 @@ def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha, *,
         where = _flat_index(rows, columns, matte.shape[1])
         if colours is None:
             colours = gather_pixels(np.ascontiguousarray(foreground), where)
-        weight = _per_channel(np.take(np.ascontiguousarray(alpha, dtype=np.float32).reshape(-1), where))
+        weight = _per_channel(_alpha_at(alpha, where))
         behind = gather_pixels(np.ascontiguousarray(background), where)
         mixed = colours * weight + behind * (1.0 - weight)
         scatter_pixels(output, where, np.minimum(mixed + 0.5, 255.0).astype(np.uint8))
@@ -87,9 +90,10 @@ def blend_uint8(foreground: npt.NDArray[np.uint8], background: npt.NDArray[np.ui
     return np.asarray(mixed, dtype=np.uint8)
 
 
-def alpha_to_uint8(alpha: Alpha) -> npt.NDArray[np.uint8]:
-    """Alpha in [0, 1] as 0-255, rounded (saturating, in one pass)."""
-    return np.asarray(cv2.convertScaleAbs(np.asarray(alpha, dtype=np.float32), alpha=255.0), dtype=np.uint8)
+def _alpha_at(alpha: Alpha | Matte8, where: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
+    """Alpha in [0, 1] (float32) at the flat positions ``where`` of a float or an 8-bit matte."""
+    values = np.take(np.ascontiguousarray(alpha).reshape(-1), where)
+    return alpha_as_float(values) if values.dtype == np.uint8 else np.asarray(values, dtype=np.float32)
 
 
 def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) -> RGBImage:
@@ -277,7 +281,7 @@ _EdgeColours = tuple[np.ndarray, np.ndarray, npt.NDArray[np.uint8], "npt.NDArray
 
 
 def edge_colours(
-    rgb: RGBImage, alpha: Alpha, kernels: tuple[int, int] = (90, 6), *, background: bool = True,
+    rgb: RGBImage, alpha: Alpha | Matte8, kernels: tuple[int, int] = (90, 6), *, background: bool = True,
     matte8: npt.NDArray[np.uint8] | None = None,
 ) -> _EdgeColours | None:
     """``estimate_colours`` at the mixed pixels only: their rows and columns, F there (N x 3 uint8) and
@@ -285,8 +289,7 @@ def edge_colours(
     into an output instead of into copies of the photo. ``matte8`` is ``alpha_to_uint8(alpha)`` when
     the caller has it."""
     height, width = alpha.shape
-    matte = np.ascontiguousarray(alpha, dtype=np.float32)
-    mixed = _mixed(alpha_to_uint8(matte) if matte8 is None else matte8)
+    mixed = _mixed(alpha_to_uint8(alpha) if matte8 is None else matte8)
     if not cv2.countNonZero(mixed):
         return None
     scale = min(1.0, COLOUR_LONG_SIDE / max(height, width))
@@ -295,19 +298,21 @@ def edge_colours(
     if scale < 1.0:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         small_pixels = shrink_image(rgb, *size).astype(np.float32)
-        small_matte = np.asarray(shrink_image(matte, *size), dtype=np.float32)
+        # (an 8-bit matte is shrunk in 8 bits: a quarter of the data, within half a level)
+        small_matte = alpha_as_float(np.ascontiguousarray(shrink_image(np.ascontiguousarray(alpha), *size)))
         factor = max(size) / min(max(height, width), COLOUR_KERNEL_SIDE)
         kernels = (max(1, round(kernels[0] * factor)), max(1, round(kernels[1] * factor)))
         local_foreground, local_background = _local_colours(small_pixels, small_matte, kernels)
         sampled_foreground = sample_at(local_foreground, rows, columns, size[0] / width)
         sampled_background = sample_at(local_background, rows, columns, size[0] / width)
     else:
-        local_foreground, local_background = _local_colours(rgb.astype(np.float32), matte, kernels)
+        local_foreground, local_background = _local_colours(
+            rgb.astype(np.float32), np.ascontiguousarray(alpha_as_float(alpha)), kernels)
         sampled_foreground, sampled_background = local_foreground[rows, columns], local_background[rows, columns]
     del local_foreground, local_background
     where = _flat_index(rows, columns, width)
     mixed_pixels = gather_pixels(np.ascontiguousarray(rgb), where).astype(np.float32)
-    mixed_weight = _per_channel(np.take(matte.reshape(-1), where))
+    mixed_weight = _per_channel(_alpha_at(alpha, where))
     foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
     foreground_uint8 = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
     if not background:
@@ -355,7 +360,7 @@ def _area_shrink(pixels: npt.NDArray[np.generic], factor: int, margin: int = 0) 
     return pixels
 
 
-def background_blur(rgb: RGBImage, alpha: Alpha, kernel: int) -> RGBImage:
+def background_blur(rgb: RGBImage, alpha: Alpha | Matte8, kernel: int) -> RGBImage:
     """Blur the background only, so the subject does not smear into it around its outline.
 
     A normalised convolution: blur(frame * w) / blur(w) with w = (1 - alpha) + 1% averages background
@@ -409,11 +414,11 @@ def _repeat(plane: npt.NDArray[np.float32], channels: int) -> npt.NDArray[np.flo
     return plane if channels == 1 else np.asarray(cv2.merge([plane] * channels), dtype=np.float32)
 
 
-def _small_background_blur(rgb: RGBImage, alpha: Alpha, kernel: int) -> tuple[RGBImage, int]:
+def _small_background_blur(rgb: RGBImage, alpha: Alpha | Matte8, kernel: int) -> tuple[RGBImage, int]:
     """``background_blur`` at the reduced size, and the factor it is reduced by."""
     factor, small_sigma, size, margin = _blur_plan(kernel)
     small_rgb = _area_shrink(rgb, factor, margin)
-    small_alpha = _area_shrink(np.asarray(alpha, dtype=np.float32), factor, margin)
+    small_alpha = alpha_as_float(np.asarray(_area_shrink(alpha, factor, margin)))
     return _normalised_blur(small_rgb, small_alpha, small_sigma, size), factor
 
 
@@ -456,7 +461,7 @@ class TransparentCompositor(_ColourStep):
 
     mode = CompositeMode.TRANSPARENT
 
-    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+    def __call__(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels:
         # only pixels whose 8-bit alpha mixes get new colours, written straight into the output
         matte = alpha_to_uint8(alpha)
         edge = edge_colours(frame.rgb, alpha, background=False, matte8=matte) if self.decontaminate else None
@@ -495,7 +500,7 @@ class TransparentCompositor(_ColourStep):
 class MaskCompositor:
     mode = CompositeMode.MASK
 
-    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+    def __call__(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels:
         return alpha_to_uint8(alpha)
 
 
@@ -512,14 +517,14 @@ class _OpaqueCompositor(_ColourStep):
     # background's own colour at the edge worth estimating
     reads_behind = False
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         """The new background; ``behind`` is the photo's own background colours (the photo where the
         colours are not split)."""
         raise NotImplementedError
 
-    def __call__(self, frame: Frame, alpha: Alpha) -> Pixels:
+    def __call__(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels:
         if frame.alpha is not None:  # pixels transparent in the input show the new background
-            alpha = alpha * (frame.alpha.astype(np.float32) / 255.0)
+            alpha = alpha_as_float(alpha) * (frame.alpha.astype(np.float32) / 255.0)
         behind, edge, matte = frame.rgb, None, alpha_to_uint8(alpha)
         if self.decontaminate:
             found = edge_colours(frame.rgb, alpha, background=self.reads_behind, matte8=matte)
@@ -562,7 +567,7 @@ class ColorCompositor(_OpaqueCompositor):
         self._filled: RGBImage | None = None
         self._planes: tuple[tuple[int, int, int], YUVPlanes] | None = None
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         # made once per frame size: blendLinear wants real pixels, not a broadcast view (read into a
         # local first: another thread may replace the cache meanwhile)
         filled = self._filled
@@ -599,7 +604,7 @@ class ImageCompositor(_OpaqueCompositor):
         self._fitted: dict[tuple[int, int], RGBImage] = {}
         self._planes: tuple[tuple[int, int, int], YUVPlanes] | None = None
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         key = (frame.width, frame.height)
         fitted = self._fitted.get(key)
         if fitted is None:  # a new dict, not an update: another thread may be reading the old one
@@ -627,7 +632,7 @@ class MovingImageCompositor(_OpaqueCompositor):
         self._last: tuple[RGBImage, tuple[int, int], RGBImage] | None = None
         self._last_planes: tuple[RGBImage, int, YUVPlanes] | None = None
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         picture = self.source(frame.timestamp)
         key = (frame.width, frame.height)
         # A background slower than the video repeats its frames: fit each picture once.
@@ -652,7 +657,7 @@ class BlurCompositor(_OpaqueCompositor):
             raise ValueError(f"blur must be at least 1, got {kernel}")
         self.kernel = kernel
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         return background_blur(behind, alpha, self.kernel)
 
     def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
@@ -665,7 +670,7 @@ class DesaturateCompositor(_OpaqueCompositor):
     mode = CompositeMode.DESATURATE
     reads_behind = True
 
-    def background(self, frame: Frame, alpha: Alpha, behind: RGBImage) -> RGBImage:
+    def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         gray = cv2.cvtColor(np.ascontiguousarray(behind), cv2.COLOR_RGB2GRAY)
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 

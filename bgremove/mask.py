@@ -62,6 +62,20 @@ def resize_alpha(alpha: Alpha, width: int, height: int) -> Alpha:
     return np.asarray(resized, dtype=np.float32).reshape(height, width)
 
 
+def alpha_to_uint8(alpha: Alpha | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Alpha in [0, 1] as 0-255, rounded (saturating, in one pass); an 8-bit matte as it is."""
+    if alpha.dtype == np.uint8:
+        return np.asarray(alpha)
+    return np.asarray(cv2.convertScaleAbs(np.asarray(alpha, dtype=np.float32), alpha=255.0), dtype=np.uint8)
+
+
+def alpha_as_float(alpha: Alpha | npt.NDArray[np.uint8]) -> Alpha:
+    """Alpha as float32 in [0, 1]: an 8-bit matte divided by 255, a float one as it is."""
+    if alpha.dtype == np.uint8:
+        return np.multiply(alpha, np.float32(1 / 255), dtype=np.float32)
+    return np.asarray(alpha, dtype=np.float32)
+
+
 def halve(pixels: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     """``pixels`` (H x W or H x W x C) at half its size (sides rounded down), each pixel the mean of
     about two by two.

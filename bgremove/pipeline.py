@@ -39,7 +39,7 @@ from .media import (
 from .models import MODELS
 from .refine import Refiner
 from .segmenters import Segmenter, create_segmenter
-from .types import Alpha, Frame, RGBImage, placeholder_pixels
+from .types import Alpha, Frame, Matte8, RGBImage, placeholder_pixels
 
 if TYPE_CHECKING:
     from .video import LoopingVideo, VideoFormat, VideoInfo
@@ -183,14 +183,23 @@ class Pipeline:
         assert self._mask is not None
         return self._mask.finish(probability, frame.width, frame.height)
 
-    def composite(self, frame: Frame, alpha: Alpha) -> Pixels:
+    def matte(self, frame: Frame) -> Alpha | Matte8:
+        """``alpha``, or the same matte in 8 bits (H x W uint8, 0-255: what compositors and outputs
+        need, a quarter of the memory) where no threshold or feather needs it in floats."""
+        if self.mask_config.threshold is not None or self.mask_config.feather > 0:
+            return self.alpha(frame)
+        self.open()
+        locate = self._locate if self._locator is not None else None
+        return self._refiner.matte8(frame.rgb, self._probe, locate)
+
+    def composite(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels:
         """The output for a frame and its matte (the compositor, which keeps no state between calls
         but a cache of the fitted background: safe to call from several threads at once)."""
         return self.compositor(frame, alpha)
 
     def process_frame(self, frame: Frame) -> Pixels:
         """One frame through segmenter, mask and compositor."""
-        return self.composite(frame, self.alpha(frame))
+        return self.composite(frame, self.matte(frame))
 
     def process_frames(self, frames: Iterable[Frame]) -> Iterator[Pixels]:
         """Independent images, one by one (for the frames of one video, use ``video_session``)."""

@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Focus, RefineConfig
-from .mask import nonzero_positions, resize_alpha, sample_at, shrink_image
-from .types import Alpha, RGBImage
+from .mask import alpha_to_uint8, nonzero_positions, resize_alpha, sample_at, shrink_image
+from .types import Alpha, Matte8, RGBImage
 
 # A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
 MIN_CROP = 8
@@ -448,12 +448,43 @@ class Refiner:
         frames go through its VIDEO-mode segmenter there); every other pass goes through ``probe``.
         """
         height, width = rgb.shape[:2]
+        small = self._smaller(rgb, first)
+        if small is not None:
+            return upsample(self.edges(small, *self.passes(small, probe, locate)), width, height)
+        return self.edges(rgb, *self.passes(rgb, probe, locate, first))
+
+    def matte8(self, rgb: RGBImage, probe: Probe, locate: Probe | None = None) -> Matte8:
+        """``probability`` as an 8-bit matte (H x W uint8, 0-255), enlarged to ``rgb``'s size in 8 bits
+        from the working copy (or, with every step off, from the model's own resolution).
+
+        A 12 MP photo's float matte is 48 MB, enlarged in 13 ms (more while the heap grows); in 8 bits
+        it is 12 MB and 4 ms, and its pixels are within a level of the float matte's rounded, the
+        precision of every output.
+        """
+        height, width = rgb.shape[:2]
+        small = self._smaller(rgb, None)
+        if small is not None:
+            probability = self.edges(small, *self.passes(small, probe, locate))
+        elif self.config == RefineConfig.off() and locate is None:
+            probability = probe(rgb)  # one pass at the model's resolution, enlarged below
+        else:
+            return alpha_to_uint8(self.probability(rgb, probe, locate))
+        matte = alpha_to_uint8(np.ascontiguousarray(probability, dtype=np.float32))
+        if matte.shape == (height, width):
+            return matte
+        shrinking = width < matte.shape[1] and height < matte.shape[0]
+        return np.asarray(cv2.resize(matte, (width, height), interpolation=cv2.INTER_AREA if shrinking
+                                     else cv2.INTER_LINEAR), dtype=np.uint8).reshape(height, width)
+
+    def _smaller(self, rgb: RGBImage, first: Callable[[], Alpha] | None) -> RGBImage | None:
+        """The working copy of a picture larger than ``WORK_LONG_SIDE`` when a step is on (None
+        otherwise: the steps run on ``rgb`` itself)."""
+        height, width = rgb.shape[:2]
         shrink = WORK_LONG_SIDE / max(height, width)
         if shrink < 1 and first is None and self.config != RefineConfig.off():
             size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-            small = np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
-            return upsample(self.edges(small, *self.passes(small, probe, locate)), width, height)
-        return self.edges(rgb, *self.passes(rgb, probe, locate, first))
+            return np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
+        return None
 
     def passes(
         self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None

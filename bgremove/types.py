@@ -14,6 +14,8 @@ from .yuv import YUVPlanes
 
 RGBImage = npt.NDArray[np.uint8]  # H x W x 3, uint8, RGB order
 Alpha = npt.NDArray[np.float32]  # H x W, float32 in [0, 1]
+# H x W, uint8 0-255: an alpha matte in 8 bits, the precision outputs have. Compositors take either.
+Matte8 = npt.NDArray[np.uint8]
 
 
 @dataclass(frozen=True)

@@ -460,12 +460,12 @@ def test_in_process_overlap_settles_every_failure_in_input_order(
         shutil.copy(source, folder / name)
     (folder / "2.jpg").write_bytes(b"not a picture at all")  # fails in the reading thread
     Pipeline = bgremove.pipeline.Pipeline  # noqa: N806
-    real_alpha, real_composite, real_write = Pipeline.alpha, Pipeline.composite, bgremove.pipeline.write_image
+    real_matte, real_composite, real_write = Pipeline.matte, Pipeline.composite, bgremove.pipeline.write_image
     segmented: list[object] = []
 
-    def alpha(self, frame):  # type: ignore[no-untyped-def]
+    def matte(self, frame):  # type: ignore[no-untyped-def]
         segmented.append(frame)  # in the calling thread, in input order
-        return real_alpha(self, frame)
+        return real_matte(self, frame)
 
     def composite(self, frame, matte):  # type: ignore[no-untyped-def]
         # the third photo (the second that reads) fails here, in a finishing thread
@@ -478,7 +478,7 @@ def test_in_process_overlap_settles_every_failure_in_input_order(
             raise OSError("disk full")
         return real_write(path, *args, **kwargs)
 
-    monkeypatch.setattr(Pipeline, "alpha", alpha)
+    monkeypatch.setattr(Pipeline, "matte", matte)
     monkeypatch.setattr(Pipeline, "composite", composite)
     monkeypatch.setattr(bgremove.pipeline, "write_image", write)
     result = invoke(folder, "-o", tmp_path / "out", "--json")

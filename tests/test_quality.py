@@ -491,3 +491,82 @@ def test_video_default_halves_flicker_on_the_davis_person_clip_without_losing_io
           f"default {default_iou:.3f}, {default_flicker:.4f}")
     assert default_flicker <= 0.5 * raw_flicker
     assert default_iou >= raw_iou
+
+
+# --- 8-bit mattes ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("refine", [RefineConfig(), RefineConfig.off()], ids=["default", "fast"])
+def test_the_8_bit_matte_is_the_float_matte_rounded_to_within_a_level(
+    monkeypatch: pytest.MonkeyPatch, refine: RefineConfig
+) -> None:
+    """``Refiner.matte8`` enlarges the working copy's result (or the model's, with every step off) in 8
+    bits: within a level of the float probability rounded, and from the same passes on the same copy."""
+    import bgremove.refine
+    from bgremove.compose import alpha_to_uint8
+
+    scene = _square_scene(size=200, left=120, top=40, side=40)
+    monkeypatch.setattr(bgremove.refine, "WORK_LONG_SIDE", 100)  # the 200-pixel photo counts as large
+    refiner = Refiner(refine)
+    probe = BrightProbe()
+    matte = refiner.matte8(scene, probe)
+    assert matte.dtype == np.uint8 and matte.shape == (200, 200)
+    float_probe = BrightProbe()
+    expected = alpha_to_uint8(refiner.probability(scene, float_probe))
+    assert probe.shapes == float_probe.shapes  # the same passes, on the same pictures
+    assert np.abs(matte.astype(int) - expected).max() <= 1
+    assert (matte == 0).any() and (matte == 255).any()
+
+
+def test_a_photo_pipeline_gives_an_8_bit_matte_unless_a_threshold_or_feather_needs_floats(
+    astronaut: np.ndarray,
+) -> None:
+    """``Pipeline.matte`` on a real photo larger than the working copy: 8 bits and within a level of
+    ``alpha`` rounded; with ``--threshold`` or ``--feather`` it is ``alpha`` itself."""
+    import cv2
+
+    from bgremove.compose import alpha_to_uint8
+    from bgremove.config import MaskConfig
+    from bgremove.pipeline import Pipeline
+
+    model_file("selfie_segmenter.tflite")
+    large = np.ascontiguousarray(cv2.resize(astronaut, (2600, 2600), interpolation=cv2.INTER_CUBIC))
+    frame = Frame(rgb=large)
+    with Pipeline() as pipeline:
+        matte = pipeline.matte(frame)
+        alpha = pipeline.alpha(frame)
+    assert matte.dtype == np.uint8 and matte.shape == (2600, 2600)
+    assert np.abs(matte.astype(int) - alpha_to_uint8(alpha)).max() <= 1
+    assert 0.2 < (matte > 127).mean() < 0.8
+    for mask in (MaskConfig(threshold=0.5), MaskConfig(feather=3.0)):
+        with Pipeline(mask=mask) as pipeline:
+            assert pipeline.matte(Frame(rgb=astronaut)).dtype == np.float32
+
+
+@pytest.mark.parametrize("mode", [CompositeMode.IMAGE, CompositeMode.BLUR, CompositeMode.DESATURATE,
+                                  CompositeMode.COLOR, CompositeMode.TRANSPARENT, CompositeMode.MASK])
+def test_compositors_take_an_8_bit_matte_as_the_same_matte_in_floats(astronaut: np.ndarray, mode: CompositeMode,
+                                                                      tmp_path: Path) -> None:
+    """Every compositor gives the same output, to within a level (alpha exactly), from a matte in 8 bits
+    as from the same matte in floats: a soft outline, with the colour step on."""
+    import cv2
+    from PIL import Image
+
+    yy, xx = np.mgrid[:512, :512]
+    distance = np.hypot(yy - 260.0, xx - 250.0)
+    matte8 = np.clip((170 - distance) * 10 + 128, 0, 255).astype(np.uint8)  # a 25 px soft edge
+    background_path = tmp_path / "bg.png"
+    Image.fromarray(np.ascontiguousarray(cv2.flip(astronaut, 0))).save(background_path)
+    config = CompositeConfig(mode=mode, blur=45, background=background_path if mode is CompositeMode.IMAGE else None)
+    background = np.asarray(Image.open(background_path)) if mode is CompositeMode.IMAGE else None
+    compositor = make_compositor(config, background)
+    frame = Frame(rgb=astronaut)
+    from_floats = compositor(frame, matte8.astype(np.float32) / 255.0).astype(int)
+    from_bytes = compositor(frame, matte8).astype(int)
+    assert from_bytes.shape == from_floats.shape
+    if mode is CompositeMode.TRANSPARENT:
+        assert np.array_equal(from_bytes[..., 3], from_floats[..., 3])
+        shows = from_bytes[..., 3] > 8  # colours under a nearly clear alpha are not seen
+        assert np.abs(from_bytes - from_floats)[shows].max() <= 1
+    else:
+        assert np.abs(from_bytes - from_floats).max() <= 1
