@@ -35,10 +35,11 @@ class Compositor(Protocol):
 
 
 # Above this share of mixed pixels (a soft matte), ``blend`` mixes every pixel in one OpenCV pass:
-# gathering and scattering that many costs more than the pass. On 12 MP, mixed in 1.6 / 5.5 / 11.5 /
-# 25%: 15 / 26 / 44 / 86 ms at the mixed pixels only, 42-48 ms in one pass. Refined photo mattes mix
-# in 1.6-5% of their pixels (the benchmark's photos).
-_DENSE_MIX = 0.1
+# gathering and scattering that many costs more than the pass. On 12 MP with edge colours, CPU ms at
+# the mixed pixels only against one pass, mixed in 5 / 10 / 15 / 25 / 40% (sixth stop, with pixels
+# gathered and scattered whole and an 8-bit matte): 19 / 30 / 42 / 62 / 102 against 55 / 58 / 61 / 67
+# / 81. Refined photo mattes mix in 2-15% of their pixels (the benchmark's photos: 10-15% for a third).
+_DENSE_MIX = 0.25
 
 
 def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha | Matte8, *,
