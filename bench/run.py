@@ -5,6 +5,7 @@
     python bench/run.py --cases video-720-blur,help --runs 5
     python bench/run.py --list                # the case names
     python bench/run.py --cases images --bgremove-options=--fast   # bgremove with more options
+    python bench/run.py --cases images-bg --against HEAD~3 --no-baselines --runs 5   # against itself
 
 Each case runs three whole processes on the same input, interleaved run by run (A B C A B C ...) so
 that load from elsewhere hits them alike, and reports the median wall time of ``--runs`` runs:
@@ -15,6 +16,11 @@ that load from elsewhere hits them alike, and reports the median wall time of ``
   ``mp4v`` writer, no audio; see that file).
 - **floor**: ``bench/floor.py``, decode + encode with bgremove's default output settings and no
   segmentation (see that file).
+
+With ``--against REV`` a fourth process runs bgremove as it was at git revision REV (its package
+extracted into the work folder), interleaved with the others: this VM's speed drifts by a fifth within
+the hour and the naive pipeline's with it, so a change is best judged against bgremove itself.
+``--no-baselines`` leaves out the naive pipeline and the floor (an A/B run in half the time).
 
 Ratios are bgremove's time over the others' (lower is better). Inputs are made once from
 ``../shared/data`` (or ``$BGREMOVE_DATA_DIR``) into ``bench/_work`` (git-ignored): see ``inputs.py``.
@@ -59,6 +65,7 @@ class Tool:
     command: list[str]
     output: Path
     samples: list[Sample] = field(default_factory=list)
+    env: dict[str, str] | None = None  # instead of the bench's environment
 
     def median(self, attribute: str = "seconds") -> float:
         return statistics.median(getattr(sample, attribute) for sample in self.samples)
@@ -95,6 +102,41 @@ def byte_compile() -> None:
 
     if not compileall.compile_dir(str(ROOT / "bgremove"), quiet=1):
         raise SystemExit("could not byte-compile bgremove")
+
+
+def revision_command(revision: str, work: Path) -> tuple[list[str], dict[str, str], str]:
+    """A command that runs bgremove as it was at git ``revision`` (its package extracted, once, into
+    ``work``), the environment to run it in, and the revision's short name."""
+    def git(*arguments: str) -> bytes:
+        done = subprocess.run(["git", "-C", str(ROOT), *arguments], capture_output=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"git {' '.join(arguments)}: {done.stderr.decode(errors='replace').strip()}")
+        return done.stdout
+
+    commit = git("rev-parse", "--verify", f"{revision}^{{commit}}").decode().strip()
+    folder = work / f"revision-{commit[:12]}"
+    if not (folder / "bgremove" / "__main__.py").exists():
+        import io
+        import tarfile
+
+        partial = folder.with_name(folder.name + ".part")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(git("archive", "--format=tar", commit, "bgremove"))) as archive:
+            archive.extractall(partial, filter="data")
+        shutil.rmtree(folder, ignore_errors=True)
+        partial.rename(folder)
+    import compileall
+
+    compileall.compile_dir(str(folder / "bgremove"), quiet=1)
+    env = environment()
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")]))
+    # the folder first on the path, before the current folder that ``-c`` puts there (this checkout,
+    # when the bench runs from it) and the editable install's entry
+    launcher = (f"import runpy, sys; sys.path.insert(0, {str(folder)!r}); sys.argv[0] = 'bgremove'; "
+                "import bgremove; assert bgremove.__file__.startswith(sys.path[0]), bgremove.__file__; "
+                "runpy.run_module('bgremove', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", launcher], env, git("rev-parse", "--short", commit).decode().strip()
 
 
 def environment() -> dict[str, str]:
@@ -174,6 +216,19 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
     shown = f" (bgremove with `{arguments.bgremove_options.strip()}`)" if extra else ""
     background = inputs.make_background(data, work / "background.jpg")
     cases: list[Case] = []
+    against = revision_command(arguments.against, work) if arguments.against else None
+
+    def finish(case: Case, folder: Path) -> None:
+        """The revision's run beside this checkout's; the baselines left out when asked."""
+        ours = case.tools[0]
+        if against is not None:
+            command, env, name = against
+            arguments_after = ours.command[len(bgremove):]
+            output = folder / "revision"
+            replaced = [str(output) if part == str(ours.output) else part for part in arguments_after]
+            case.tools.insert(1, Tool(f"bgremove@{name}", [*command, *replaced], output, env=env))
+        if arguments.no_baselines:
+            case.tools = [tool for tool in case.tools if tool.name.startswith("bgremove")]
 
     def selected(name: str) -> bool:
         return any(name == want or name.startswith(want + "-") for want in wanted)
@@ -201,6 +256,7 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
             if mode == "transparent":
                 case.notes.append("naive writes the subject on green (MP4V has no alpha); bgremove and floor "
                                   "write VP9 with alpha in WebM and re-encode the audio to Opus")
+            finish(case, folder)
             cases.append(case)
 
     photos_count = 10 if arguments.quick else 40
@@ -229,6 +285,7 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
             Tool("floor", [python, str(BENCH / "floor.py"), "images", str(photos), str(folder / "floor"),
                            "--format", fmt], folder / "floor"),
         ]
+        finish(case, folder)
         cases.append(case)
 
     if selected("rss") and not (arguments.quick and "rss" not in wanted):
@@ -255,7 +312,7 @@ def run_case(case: Case, runs: int, env: dict[str, str]) -> None:
     for run in range(repeats):
         for tool in case.tools:
             clean(tool.output)
-            tool.samples.append(measure(tool.command, env))
+            tool.samples.append(measure(tool.command, tool.env or env))
             if run == 0:
                 check_output(tool, case)
             last = tool.samples[-1]
@@ -299,31 +356,44 @@ def report(cases: list[Case], runs: int, started_load: str) -> str:
     ]
     videos = [case for case in cases if case.kind in ("video", "images")]
     if videos:
-        lines += [
-            "| case | bgremove s | naive s | floor s | bgremove/naive | bgremove/floor | bgremove rate | naive rate |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
+        names = [tool.name for tool in videos[0].tools]
+        revision = next((name for name in names if name.startswith("bgremove@")), None)
+        baselines = "naive" in names
+        header = ["case", "bgremove s"]
+        if revision:
+            header += [f"{revision} s", f"bgremove/{revision}"]
+        if baselines:
+            header += ["naive s", "floor s", "bgremove/naive", "bgremove/floor"]
+        header += ["bgremove rate"] + (["naive rate"] if baselines else [])
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for case in videos:
             tools = {tool.name: tool for tool in case.tools}
-            ours, naive, floor = tools["bgremove"], tools["naive"], tools["floor"]
+            ours = tools["bgremove"]
             unit = "fps" if case.kind == "video" else "img/s"
 
             def cell(tool: Tool) -> str:
                 spread = tool.spread()
                 return f"{tool.median():.2f}" + (f" ({spread})" if spread else "")
 
-            lines.append(
-                f"| {case.description} | {cell(ours)} | {cell(naive)} | {cell(floor)} | "
-                f"{ours.median() / naive.median():.2f} | {ours.median() / floor.median():.2f} | "
-                f"{case.units / ours.median():.1f} {unit} | {case.units / naive.median():.1f} {unit} |"
-            )
+            row = [case.description, cell(ours)]
+            if revision:
+                row += [cell(tools[revision]), f"{ours.median() / tools[revision].median():.2f}"]
+            if baselines:
+                naive, floor = tools["naive"], tools["floor"]
+                row += [cell(naive), cell(floor), f"{ours.median() / naive.median():.2f}",
+                        f"{ours.median() / floor.median():.2f}"]
+            row.append(f"{case.units / ours.median():.1f} {unit}")
+            if baselines:
+                row.append(f"{case.units / tools['naive'].median():.1f} {unit}")
+            lines.append("| " + " | ".join(row) + " |")
         for case in videos:
             for note in case.notes:
                 lines.append(f"\n{case.name}: {note}.")
         lines.append("")
-        lines.append("CPU seconds (user + system, median): " + "; ".join(
-            f"{case.name} " + "/".join(f"{tool.median('cpu'):.1f}" for tool in case.tools) for case in videos
-        ) + " (bgremove/naive/floor).")
+        lines.append("CPU seconds and peak RSS MB (medians): " + "; ".join(
+            f"{case.name} " + "/".join(f"{tool.median('cpu'):.1f} s {tool.median('rss_mb'):.0f} MB"
+                                       for tool in case.tools) for case in videos
+        ) + f" ({'/'.join(names)}).")
         lines.append("")
     for case in cases:
         if case.kind == "rss":
@@ -354,6 +424,10 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("BGREMOVE_DATA_DIR") or DEFAULT_DATA))
     parser.add_argument("--work", type=Path, default=BENCH / "_work", help="where inputs and outputs go")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument("--against", default=None, metavar="REV",
+                        help="also run bgremove as it was at this git revision, interleaved (e.g. HEAD~2)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="leave out the naive pipeline and the floor (with --against: an A/B run)")
     parser.add_argument("--bgremove-options", default="", metavar="OPTIONS",
                         help="more options for bgremove in the video and photo cases, e.g. '--fast' "
                              "(the naive pipeline and the floor stay as they are)")
