@@ -189,10 +189,10 @@ def gather_pixels(pixels: np.ndarray, where: npt.NDArray[np.intp]) -> np.ndarray
 
 def scatter_pixels(pixels: np.ndarray, where: npt.NDArray[np.intp], values: np.ndarray) -> None:
     """Write ``values`` (N x C) into ``pixels`` (H x W x C, C-contiguous) at the flat positions ``where``,
-    in place: one item a pixel, three to four times faster than assigning N x 3 rows by fancy indexing
+    in place: one item a pixel, about five times faster than assigning N x 3 rows by fancy indexing
     (2.5 against 12 ms for 900,000 pixels of a 12 MP picture)."""
-    np.put(_pixel_view(pixels), where, np.ascontiguousarray(values, dtype=pixels.dtype).reshape(-1).view(
-        _pixel_view(pixels).dtype))
+    view = _pixel_view(pixels)
+    np.put(view, where, np.ascontiguousarray(values, dtype=pixels.dtype).reshape(-1).view(view.dtype))
 
 
 def _per_channel(weights: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
