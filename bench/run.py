@@ -91,7 +91,7 @@ def bgremove_command() -> list[str]:
     return [script] if script else [sys.executable, "-m", "bgremove"]
 
 
-def byte_compile() -> None:
+def byte_compile(package: Path = ROOT / "bgremove") -> None:
     """Compile bgremove's modules to bytecode, as ``pip install`` does and as Python does on a first run.
 
     Where ``PYTHONDONTWRITEBYTECODE`` is set (these CI machines set it), an editable install compiles
@@ -100,8 +100,8 @@ def byte_compile() -> None:
     """
     import compileall
 
-    if not compileall.compile_dir(str(ROOT / "bgremove"), quiet=1):
-        raise SystemExit("could not byte-compile bgremove")
+    if not compileall.compile_dir(str(package), quiet=1):
+        raise SystemExit(f"could not byte-compile {package}")
 
 
 def revision_command(revision: str, work: Path) -> tuple[list[str], dict[str, str], str]:
@@ -126,9 +126,7 @@ def revision_command(revision: str, work: Path) -> tuple[list[str], dict[str, st
             archive.extractall(partial, filter="data")
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
-    import compileall
-
-    compileall.compile_dir(str(folder / "bgremove"), quiet=1)
+    byte_compile(folder / "bgremove")
     env = environment()
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH")]))
     # the folder first on the path, before the current folder that ``-c`` puts there (this checkout,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -14,6 +14,8 @@ from .config import BgFit, CompositeConfig, CompositeMode
 from .mask import alpha_as_float, alpha_to_uint8, nonzero_positions, sample_at, shrink_image
 from .types import Alpha, Frame, Matte8, RGBImage
 from .yuv import YUVPlanes, rgb_to_yuv420
+
+_NumberT = TypeVar("_NumberT", bound=np.generic)
 
 Pixels = npt.NDArray[np.uint8]  # H x W x 3 (RGB), H x W x 4 (RGBA) or H x W (gray)
 
@@ -93,8 +95,7 @@ def blend_uint8(foreground: npt.NDArray[np.uint8], background: npt.NDArray[np.ui
 
 def _alpha_at(alpha: Alpha | Matte8, where: npt.NDArray[np.intp]) -> npt.NDArray[np.float32]:
     """Alpha in [0, 1] (float32) at the flat positions ``where`` of a float or an 8-bit matte."""
-    values = np.take(np.ascontiguousarray(alpha).reshape(-1), where)
-    return alpha_as_float(values) if values.dtype == np.uint8 else np.asarray(values, dtype=np.float32)
+    return alpha_as_float(np.take(np.ascontiguousarray(alpha).reshape(-1), where))
 
 
 def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) -> RGBImage:
@@ -195,8 +196,8 @@ def scatter_pixels(pixels: np.ndarray, where: npt.NDArray[np.intp], values: np.n
     np.put(view, where, np.ascontiguousarray(values, dtype=pixels.dtype).reshape(-1).view(view.dtype))
 
 
-def _per_channel(weights: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """N weights as N x 3, one per colour channel (a copy). NumPy broadcasting an N x 1 weight over N x 3
+def _per_channel(weights: npt.NDArray[_NumberT]) -> npt.NDArray[_NumberT]:
+    """N weights (or 0/1 flags) as N x 3, one per colour channel (a copy). NumPy broadcasting an N x 1 weight over N x 3
     colours runs its inner loop three elements at a time: the same-shape product is 6.5 times faster
     (0.39 against 2.57 ms for 700,000 pixels, a 12 MP photo's edge), 1 ms for the copy included."""
     return np.repeat(weights.reshape(-1, 1), 3, axis=1)
@@ -477,7 +478,7 @@ class TransparentCompositor(_ColourStep):
             rows, columns, foreground, _ = edge
             where = _flat_index(rows, columns, rgb.shape[1])
             if frame.alpha is not None:  # (without, every mixed pixel is visible)
-                foreground = foreground * np.repeat(np.take(visible.reshape(-1), where)[:, None], 3, axis=1)
+                foreground = foreground * _per_channel(np.take(visible.reshape(-1), where))
             scatter_pixels(rgb, where, foreground)
         return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)
 

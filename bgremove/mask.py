@@ -7,6 +7,7 @@ the matte (it hands ``finish`` a frame-size probability).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ import numpy.typing as npt
 from .config import MaskConfig
 from .errors import UnknownLabel
 from .types import Alpha, Segmentation
+
+_MatteT = TypeVar("_MatteT", np.float32, np.uint8)  # a matte's values: float in [0, 1] or 8-bit
 
 
 def normalize_label(label: str) -> str:
@@ -53,13 +56,14 @@ def foreground_probability(confidences: npt.NDArray[np.float32], indices: Sequen
     return np.clip(probability, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def resize_alpha(alpha: Alpha, width: int, height: int) -> Alpha:
-    """Bring a model-resolution matte to the frame size (bilinear up, area down)."""
+def resize_alpha(alpha: npt.NDArray[_MatteT], width: int, height: int) -> npt.NDArray[_MatteT]:
+    """Bring a model-resolution matte to the frame size (bilinear up, area down), float or 8-bit as it
+    came."""
     if alpha.shape == (height, width):
         return alpha
     shrinking = width < alpha.shape[1] and height < alpha.shape[0]
     resized = cv2.resize(alpha, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
-    return np.asarray(resized, dtype=np.float32).reshape(height, width)
+    return np.asarray(resized, dtype=alpha.dtype).reshape(height, width)
 
 
 def alpha_to_uint8(alpha: Alpha | npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:

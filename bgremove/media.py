@@ -494,7 +494,7 @@ def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int =
 # libwebp's effort (0-6; Pillow's and cwebp's default is 4). Method 2 skips the rate-distortion search
 # that 3 and up make: on ten real photos from 0.15 to 14 MP (quality 90) it took 0.40 of method 4's
 # CPU time (495 against 1368 ms for a 14 MP photo), for files 1.3% larger and 0.3 dB less PSNR
-# (41.1 against 41.4 dB); cut-outs with alpha took half the time, 0-13% larger. Method 1 was no
+# (41.1 against 41.4 dB); cut-outs with alpha took 0.51-0.65 of the time, 0-13% larger. Method 1 was no
 # faster than 2 and 10% larger; method 0, 1.5 times larger.
 _WEBP_METHOD = 2
 

@@ -164,18 +164,21 @@ class Pipeline:
         confidences = self._locator.segment(Frame(rgb=rgb)).confidences
         return np.clip(confidences[-1], 0.0, 1.0)
 
+    @property
+    def _head_locator(self) -> Callable[[RGBImage], Alpha] | None:
+        """The person model's probe for a zoom around the head, when the model wants one."""
+        return self._locate if self._locator is not None else None
+
     def probability(self, frame: Frame) -> Alpha:
         """The frame's foreground probability after refinement, before threshold and feather
         (H x W float32 in [0, 1])."""
         self.open()
-        locate = self._locate if self._locator is not None else None
-        return self._refiner.probability(frame.rgb, self._probe, locate)
+        return self._refiner.probability(frame.rgb, self._probe, self._head_locator)
 
     def passes(self, frame: Frame, first: Callable[[], Alpha] | None = None) -> tuple[Alpha, float]:
         """The refinement's model passes for ``frame`` (see ``Refiner.passes``), before the edge step."""
         self.open()
-        locate = self._locate if self._locator is not None else None
-        return self._refiner.passes(frame.rgb, self._probe, locate, first)
+        return self._refiner.passes(frame.rgb, self._probe, self._head_locator, first)
 
     def alpha(self, frame: Frame) -> Alpha:
         """The frame's alpha matte (H x W float32 in [0, 1])."""
@@ -189,8 +192,7 @@ class Pipeline:
         if self.mask_config.threshold is not None or self.mask_config.feather > 0:
             return self.alpha(frame)
         self.open()
-        locate = self._locate if self._locator is not None else None
-        return self._refiner.matte8(frame.rgb, self._probe, locate)
+        return self._refiner.matte8(frame.rgb, self._probe, self._head_locator)
 
     def composite(self, frame: Frame, alpha: Alpha | Matte8) -> Pixels:
         """The output for a frame and its matte (the compositor, which keeps no state between calls

@@ -448,43 +448,32 @@ class Refiner:
         frames go through its VIDEO-mode segmenter there); every other pass goes through ``probe``.
         """
         height, width = rgb.shape[:2]
-        small = self._smaller(rgb, first)
-        if small is not None:
-            return upsample(self.edges(small, *self.passes(small, probe, locate)), width, height)
-        return self.edges(rgb, *self.passes(rgb, probe, locate, first))
+        return upsample(self._unenlarged(rgb, probe, locate, first), width, height)
 
     def matte8(self, rgb: RGBImage, probe: Probe, locate: Probe | None = None) -> Matte8:
-        """``probability`` as an 8-bit matte (H x W uint8, 0-255), enlarged to ``rgb``'s size in 8 bits
-        from the working copy (or, with every step off, from the model's own resolution).
+        """``probability`` as an 8-bit matte (H x W uint8, 0-255), enlarged to ``rgb``'s size in 8 bits.
 
         A 12 MP photo's float matte is 48 MB, enlarged in 13 ms (more while the heap grows); in 8 bits
         it is 12 MB and 4 ms, and its pixels are within a level of the float matte's rounded, the
         precision of every output.
         """
         height, width = rgb.shape[:2]
-        small = self._smaller(rgb, None)
-        if small is not None:
-            probability = self.edges(small, *self.passes(small, probe, locate))
-        elif self.config == RefineConfig.off() and locate is None:
-            probability = probe(rgb)  # one pass at the model's resolution, enlarged below
-        else:
-            return alpha_to_uint8(self.probability(rgb, probe, locate))
-        matte = alpha_to_uint8(np.ascontiguousarray(probability, dtype=np.float32))
-        if matte.shape == (height, width):
-            return matte
-        shrinking = width < matte.shape[1] and height < matte.shape[0]
-        return np.asarray(cv2.resize(matte, (width, height), interpolation=cv2.INTER_AREA if shrinking
-                                     else cv2.INTER_LINEAR), dtype=np.uint8).reshape(height, width)
+        return resize_alpha(alpha_to_uint8(self._unenlarged(rgb, probe, locate)), width, height)
 
-    def _smaller(self, rgb: RGBImage, first: Callable[[], Alpha] | None) -> RGBImage | None:
-        """The working copy of a picture larger than ``WORK_LONG_SIDE`` when a step is on (None
-        otherwise: the steps run on ``rgb`` itself)."""
+    def _unenlarged(
+        self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None
+    ) -> Alpha:
+        """``probability`` before it is enlarged to ``rgb``'s size: at the model's resolution with every
+        step off, at the working copy's for a picture larger than ``WORK_LONG_SIDE``, else at its own."""
+        if self.config == RefineConfig.off():  # one pass of the model over the whole frame, as it is
+            return np.ascontiguousarray(first() if first is not None else probe(rgb), dtype=np.float32)
         height, width = rgb.shape[:2]
         shrink = WORK_LONG_SIDE / max(height, width)
-        if shrink < 1 and first is None and self.config != RefineConfig.off():
+        if shrink < 1 and first is None:
             size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-            return np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
-        return None
+            small = np.asarray(shrink_image(rgb, *size), dtype=np.uint8)
+            return self.edges(small, *self.passes(small, probe, locate))
+        return self.edges(rgb, *self.passes(rgb, probe, locate, first))
 
     def passes(
         self, rgb: RGBImage, probe: Probe, locate: Probe | None = None, first: Callable[[], Alpha] | None = None
