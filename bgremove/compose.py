@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
-from .mask import alpha_as_float, alpha_to_uint8, nonzero_positions, sample_at, shrink_image
+from .mask import alpha_as_float, alpha_to_uint8, enlarged_part, nonzero_positions, sample_at, shrink_image
 from .types import Alpha, Frame, Matte8, RGBImage
 from .yuv import YUVPlanes, rgb_to_yuv420
 
@@ -111,7 +111,9 @@ def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) ->
         left = (scaled_width - width) // 2
         top = (scaled_height - height) // 2
         if scaled_width > bg_width or scaled_height > bg_height:
-            return _enlarged_part(background, scaled_width, scaled_height, left, top, width, height)
+            # only the part that shows: a 1920 x 1080 background covering a 2824 x 4250 portrait was
+            # enlarged to 7556 x 4250 first, 96 MB and 56 ms (now 17), two thirds of it thrown away
+            return enlarged_part(background, scaled_width, scaled_height, left, top, width, height)
         scaled = _resize(background, scaled_width, scaled_height)
         return np.ascontiguousarray(scaled[top : top + height, left : left + width])
     scaled = _resize(background, scaled_width, scaled_height)
@@ -120,22 +122,6 @@ def fit_background(background: RGBImage, width: int, height: int, fit: BgFit) ->
     top = (height - scaled_height) // 2
     canvas[top : top + scaled_height, left : left + scaled_width] = scaled[:height, :width]
     return canvas
-
-
-def _enlarged_part(pixels: RGBImage, scaled_width: int, scaled_height: int, left: int, top: int, width: int,
-                   height: int) -> RGBImage:
-    """``cv2.resize(pixels, (scaled_width, scaled_height))[top:top + height, left:left + width]`` (bilinear)
-    without the parts that are cut off: the same sampling positions, in one ``warpAffine`` pass at
-    the output size. A 1920 x 1080 background covering a 2824 x 4250 portrait was enlarged to 7556 x
-    4250 first, 96 MB and 56 ms (now 17), of which two thirds were thrown away; a folder of photos of many
-    sizes paid that for each size."""
-    scale_x, scale_y = scaled_width / pixels.shape[1], scaled_height / pixels.shape[0]
-    # output pixel x samples the source at (x + left + 0.5) / scale - 0.5, as resize does
-    inverse = np.array([[1 / scale_x, 0.0, (left + 0.5) / scale_x - 0.5],
-                        [0.0, 1 / scale_y, (top + 0.5) / scale_y - 0.5]])
-    part = cv2.warpAffine(pixels, inverse, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
-    return np.asarray(part, dtype=np.uint8)
 
 
 def _resize(pixels: RGBImage, width: int, height: int) -> RGBImage:
@@ -380,10 +366,9 @@ def background_blur(rgb: RGBImage, alpha: Alpha | Matte8, kernel: int) -> RGBIma
 
 
 def _enlarge(small: npt.NDArray[np.uint8], factor: int, width: int, height: int) -> npt.NDArray[np.uint8]:
-    """A picture of blocks of ``factor`` pixels back to ``width`` x ``height`` (bilinear, then the
-    blocks that only padding filled cut off)."""
-    scaled = cv2.resize(small, (small.shape[1] * factor, small.shape[0] * factor), interpolation=cv2.INTER_LINEAR)
-    return np.ascontiguousarray(scaled[:height, :width])
+    """A picture of blocks of ``factor`` pixels back to ``width`` x ``height`` (bilinear, without the
+    blocks that only padding filled)."""
+    return enlarged_part(small, small.shape[1] * factor, small.shape[0] * factor, width=width, height=height)
 
 
 def _blur_plan(kernel: int) -> tuple[int, float, int, int]:
@@ -424,13 +409,13 @@ def _small_background_blur(rgb: RGBImage, alpha: Alpha | Matte8, kernel: int) ->
     return _normalised_blur(small_rgb, small_alpha, small_sigma, size), factor
 
 
-def background_blur_planes(planes: YUVPlanes, alpha: Alpha, kernel: int) -> YUVPlanes:
+def background_blur_planes(planes: YUVPlanes, alpha: Alpha | Matte8, kernel: int) -> YUVPlanes:
     """``background_blur`` done on 4:2:0 planes: the normalised convolution is linear in the pixels, so
     blurring Y', Cb and Cr is blurring R'G'B' (to rounding), with half the data and no conversion."""
     factor, small_sigma, size, margin = _blur_plan(kernel)
-    weight = np.asarray(alpha, dtype=np.float32)
     width, height = planes.width, planes.height
     if factor == 1:  # a small blur: luma at full size, chroma at its own with a matte to match
+        weight = alpha_as_float(alpha)
         y = _normalised_blur(planes.y, weight, small_sigma, size)
         half = _area_shrink(weight, 2)
         chroma = _normalised_blur(cv2.merge([planes.u, planes.v]), half, small_sigma / 2, size)
@@ -438,7 +423,9 @@ def background_blur_planes(planes: YUVPlanes, alpha: Alpha, kernel: int) -> YUVP
         return YUVPlanes(y, np.asarray(u, np.uint8), np.asarray(v, np.uint8), planes.colorspace)
     small = cv2.merge([_area_shrink(planes.y, factor, margin), _area_shrink(planes.u, factor // 2, margin // 2),
                        _area_shrink(planes.v, factor // 2, margin // 2)])
-    blurred = _normalised_blur(small, _area_shrink(weight, factor, margin), small_sigma, size)
+    # the matte shrunk as it comes (8 bits: a quarter of the data) and only then made float
+    blurred = _normalised_blur(small, alpha_as_float(np.asarray(_area_shrink(alpha, factor, margin))),
+                               small_sigma, size)
     y, u, v = cv2.split(blurred)
     return YUVPlanes(_enlarge(np.asarray(y, np.uint8), factor, width, height),
                      _enlarge(np.asarray(u, np.uint8), factor // 2, width // 2, height // 2),
@@ -482,7 +469,7 @@ class TransparentCompositor(_ColourStep):
             scatter_pixels(rgb, where, foreground)
         return np.asarray(cv2.merge([rgb, matte]), dtype=np.uint8)
 
-    def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
+    def planes(self, frame: Frame, alpha: Alpha | Matte8) -> YUVPlanes | None:
         """The frame's own decoded planes with the matte as alpha (see ``_OpaqueCompositor.planes``)."""
         source = frame.yuv
         if source is None or frame.alpha is not None or not self.on_planes:
@@ -539,7 +526,7 @@ class _OpaqueCompositor(_ColourStep):
         # the subject's colours go straight into the blend: no copy of the photo with them
         return blend(frame.rgb, self.background(frame, alpha, behind), alpha, edge=edge, matte8=matte)
 
-    def planes(self, frame: Frame, alpha: Alpha) -> YUVPlanes | None:
+    def planes(self, frame: Frame, alpha: Alpha | Matte8) -> YUVPlanes | None:
         """The output as 4:2:0 planes in the frame's own matrix, when the frame carries its decoded
         planes (``Frame.yuv``), else None: the subject's pixels are the input's exactly, and only the
         background is converted. The planes are blended with the matte in 8 bits (``blend_uint8``),
@@ -556,7 +543,7 @@ class _OpaqueCompositor(_ColourStep):
         return YUVPlanes(blend_uint8(source.y, background.y, matte), blend_uint8(source.u, background.u, half),
                          blend_uint8(source.v, background.v, half), source.colorspace)
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         return rgb_to_yuv420(np.ascontiguousarray(self.background(frame, alpha, frame.rgb)), colorspace)
 
 
@@ -582,7 +569,7 @@ class ColorCompositor(_OpaqueCompositor):
             self._filled = filled
         return filled
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         key = (frame.width, frame.height, colorspace)
         if self._planes is None or self._planes[0] != key:
             block = rgb_to_yuv420(np.full((2, 2, 3), self.color, np.uint8), colorspace)
@@ -614,7 +601,7 @@ class ImageCompositor(_OpaqueCompositor):
             self._fitted = {key: fitted}
         return fitted
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         key = (frame.width, frame.height, colorspace)
         if self._planes is None or self._planes[0] != key:  # converted once per video
             self._planes = (key, rgb_to_yuv420(self.background(frame, alpha, frame.rgb), colorspace))
@@ -642,7 +629,7 @@ class MovingImageCompositor(_OpaqueCompositor):
             self._last = (picture, key, fit_background(picture, frame.width, frame.height, self.fit))
         return self._last[2]
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         fitted = self.background(frame, alpha, frame.rgb)
         if self._last_planes is None or self._last_planes[0] is not fitted or self._last_planes[1] != colorspace:
             self._last_planes = (fitted, colorspace, rgb_to_yuv420(fitted, colorspace))
@@ -662,7 +649,7 @@ class BlurCompositor(_OpaqueCompositor):
     def background(self, frame: Frame, alpha: Alpha | Matte8, behind: RGBImage) -> RGBImage:
         return background_blur(behind, alpha, self.kernel)
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         """The frame's own planes blurred: no RGB needed."""
         assert frame.yuv is not None
         return background_blur_planes(frame.yuv, alpha, self.kernel)
@@ -676,7 +663,7 @@ class DesaturateCompositor(_OpaqueCompositor):
         gray = cv2.cvtColor(np.ascontiguousarray(behind), cv2.COLOR_RGB2GRAY)
         return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB)
 
-    def background_planes(self, frame: Frame, alpha: Alpha, colorspace: int) -> YUVPlanes:
+    def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         """The frame's own luma with neutral chroma."""
         assert frame.yuv is not None
         neutral = np.full(frame.yuv.u.shape, 128, np.uint8)

@@ -22,7 +22,7 @@ import numpy as np
 from .compose import Compositor, MovingImageCompositor, Pixels, make_compositor
 from .config import CompositeConfig, CompositeMode, Focus, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
 from .errors import BgRemoveError, OutputError, OutputExists, UnsupportedMedia, UsageProblem
-from .mask import MaskProcessor, resize_alpha
+from .mask import MaskProcessor, alpha_to_uint8, resize_alpha
 from .media import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -358,6 +358,19 @@ class VideoSession:
                 frame.rgb, resize_alpha(probability, frame.width, frame.height), scale)
         return self._mask.finish(probability, frame.width, frame.height)
 
+    def matte(self, frame: Frame, probability: Alpha, scale: float = 0.0) -> Alpha | Matte8:
+        """``finish``, or the same matte in 8 bits (H x W uint8, 0-255), enlarged from the model's
+        resolution in 8 bits, where no threshold, feather or edge step needs it in floats and the frame
+        is larger than the model's output: what the compositors and encoders take, at a quarter of the
+        memory. (A frame smaller than the model's output keeps the float matte, averaged down before it
+        is rounded: the 8-bit average of rounded values moved a transparent 160 x 120 clip's colours
+        further from its RGB path's.)"""
+        config = self.pipeline.mask_config
+        enlarging = frame.width >= probability.shape[1] and frame.height >= probability.shape[0]
+        if self._refine or config.threshold is not None or config.feather > 0 or not enlarging:
+            return self.finish(frame, probability, scale)
+        return resize_alpha(alpha_to_uint8(probability), frame.width, frame.height)
+
     def process(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Pixels]]:
         """Each frame with its composited output."""
         for frame, alpha in self.mattes(frames):
@@ -617,7 +630,7 @@ def _process_video(
         ):
             to_planes = session.compositor.planes if colorspace is not None else None  # type: ignore[attr-defined]
             for frame, probability, scale in segmented:
-                alpha = session.finish(frame, probability, scale)
+                alpha = session.matte(frame, probability, scale)
                 planes = to_planes(frame, alpha) if to_planes is not None else None
                 pixels = planes if planes is not None else session.compositor(frame, alpha)
                 # the encoder needs the frame's timing, not its decoded pixels: those are freed now

@@ -10,7 +10,15 @@ from hypothesis.extra import numpy as hnp
 
 from bgremove.config import MaskConfig
 from bgremove.errors import UnknownLabel
-from bgremove.mask import MaskProcessor, default_keep, feather_alpha, select_classes, shrink_image
+from bgremove.mask import (
+    MaskProcessor,
+    default_keep,
+    enlarged_part,
+    feather_alpha,
+    resize_alpha,
+    select_classes,
+    shrink_image,
+)
 from bgremove.types import Segmentation
 
 VOC = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -120,3 +128,30 @@ def test_nonzero_positions_are_numpys_in_its_order(data) -> None:
     expected_rows, expected_columns = np.nonzero(mask)
     assert np.array_equal(rows, expected_rows) and np.array_equal(columns, expected_columns)
     assert np.array_equal(nonzero_positions(mask[:, ::-1])[1], np.nonzero(mask[:, ::-1])[1])  # a view too
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_enlarged_part_is_opencvs_bilinear_resize_within_a_level(data) -> None:  # type: ignore[no-untyped-def]
+    """The warp that enlarges 8-bit pictures samples where ``cv2.resize`` does, edges included, and
+    a part of the enlargement is that part of it, within a level."""
+    import cv2
+
+    height, width = data.draw(st.integers(1, 40)), data.draw(st.integers(1, 40))
+    channels = data.draw(st.sampled_from([(), (3,)]))
+    pixels = data.draw(hnp.arrays(np.uint8, (height, width, *channels)))
+    scaled_width = data.draw(st.integers(width, 4 * width + 7))
+    scaled_height = data.draw(st.integers(height, 4 * height + 7))
+    expected = cv2.resize(pixels, (scaled_width, scaled_height), interpolation=cv2.INTER_LINEAR).reshape(
+        scaled_height, scaled_width, *channels)
+    whole = enlarged_part(pixels, scaled_width, scaled_height)
+    assert whole.shape == expected.shape and whole.dtype == np.uint8
+    assert np.abs(whole.astype(int) - expected).max() <= 1
+    left, top = data.draw(st.integers(0, scaled_width - 1)), data.draw(st.integers(0, scaled_height - 1))
+    part_width = data.draw(st.integers(1, scaled_width - left))
+    part_height = data.draw(st.integers(1, scaled_height - top))
+    part = enlarged_part(pixels, scaled_width, scaled_height, left, top, part_width, part_height)
+    # (the same positions; the warp's fixed-point steps can round a sample the other way)
+    assert np.abs(part.astype(int) - whole[top : top + part_height, left : left + part_width]).max() <= 1
+    if not channels:
+        assert np.array_equal(resize_alpha(pixels, scaled_width, scaled_height), whole)

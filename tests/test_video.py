@@ -460,6 +460,30 @@ def test_preview_gives_the_mattes_of_the_full_frame_on_a_real_clip() -> None:
         assert iou(full >= 0.5, small >= 0.5) > 0.97
 
 
+def test_video_mattes_are_8_bit_where_nothing_needs_floats() -> None:
+    """On a real clip the matte the compositors get is 8-bit and within a level of the float matte
+    rounded; with a threshold, and for a frame smaller than the model's output, it stays float."""
+    from bgremove.mask import alpha_to_uint8
+    from bgremove.pipeline import Pipeline
+    from bgremove.video import VideoReader
+
+    source = data_folder("videos_people") / "pixabay_doctor_26732.mp4"
+    with Pipeline() as pipeline, pipeline.video_session() as session, VideoReader(source) as reader:
+        frames = (frame for frame, _ in zip(reader.frames(), range(8), strict=False))
+        results = list(session.probabilities(frames))
+        for frame, probability, scale in results:
+            matte = session.matte(frame, probability, scale)
+            assert matte.dtype == np.uint8 and matte.shape == (frame.height, frame.width)
+            rounded = alpha_to_uint8(session.finish(frame, probability, scale))
+            assert np.abs(matte.astype(int) - rounded).max() <= 1
+            assert 0 < matte.mean() < 255  # someone is there, and not everywhere
+        small = Frame(rgb=np.zeros((60, 80, 3), np.uint8))
+        assert session.matte(small, results[0][1]).dtype == np.float32
+    with Pipeline(mask=MaskConfig(threshold=0.5)) as pipeline, pipeline.video_session() as session:
+        frame, probability, scale = results[0]
+        assert session.matte(frame, probability, scale).dtype == np.float32
+
+
 def test_the_model_skips_frames_of_a_talking_head_and_the_mattes_stay_the_same() -> None:
     """On a real office clip (little motion) the default runs the model on about half the frames, and
     the mattes match those of a pass on every frame; on the fast DAVIS dance it runs on every frame."""
