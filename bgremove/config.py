@@ -68,7 +68,7 @@ class MaskConfig:
 @dataclass(frozen=True)
 class RefineConfig:
     """Steps between the model and the matte that make it more accurate; each one is measured by
-    ``bench/eval.py`` (docs/README-quality.md has the numbers that chose these defaults).
+    ``bench/eval.py`` (README.md, Quality, has the numbers that chose these defaults).
 
     ``zoom``: run the model again on a crop around the subject found in the whole frame (for a model
     whose spec says ``Focus.HEAD``, such as hair, around the head of the person a person model finds),

@@ -2,7 +2,7 @@
 
 The model sees any frame squeezed to its small input (256x256 for selfie), so a person who fills a
 tenth of a photo is a few dozen model pixels tall and every outline is as coarse as one model pixel.
-The steps here, each measured by ``bench/eval.py`` (numbers in docs/README-quality.md):
+The steps here, each measured by ``bench/eval.py`` (numbers in README.md, Quality):
 
 - zoom: a second pass on a crop around what the first pass found, so the subject fills the input;
 - flip: every pass averaged with a pass on the mirrored picture (the model is not mirror-symmetric,

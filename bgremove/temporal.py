@@ -13,7 +13,7 @@ mean frame-to-frame change of alpha by about half and raised per-frame IoU sligh
 a box, a 3-frame median and a motion-guided variant each did worse on flicker, on error near the
 subject, or both. The numbers are in README.md (Video, Quality). With the refined matte (refine.py) radius 2
 cut it by 44% and radius 3 by 56% against the raw model, per-frame IoU +8.5 points either way, so the
-default is 3 (``bench/eval.py --sets davis``; docs/README-quality.md).
+default is 3 (``bench/eval.py --sets davis``; README.md, Quality).
 
 With ``stride`` N > 1 the smoother may skip the model on frames between two passes N frames apart:
 ``push`` then takes a *probe* (a function that makes the probability) instead of the probability,
