@@ -22,7 +22,9 @@ extracted into the work folder), interleaved with the others: this VM's speed dr
 the hour and the naive pipeline's with it, so a change is best judged against bgremove itself.
 ``--no-baselines`` leaves out the naive pipeline and the floor (an A/B run in half the time).
 
-Ratios are bgremove's time over the others' (lower is better). Inputs are made once from
+Ratios are bgremove's time over the others' (lower is better): the table's are ratios of the
+medians, and a line under it gives the ratios run by run (each bgremove run over the runs made beside
+it), whose median the VM's drift over a case's runs moves less. Inputs are made once from
 ``../shared/data`` (or ``$BGREMOVE_DATA_DIR``) into ``bench/_work`` (git-ignored): see ``inputs.py``.
 Models come from ``$BGREMOVE_MODEL_DIR`` (default ``../shared/models``).
 """
@@ -345,6 +347,20 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def paired_ratios(case: Case) -> str:
+    """bgremove's time over each other tool's, run by run (the runs are interleaved, so each pair ran at
+    nearly the same moment), as "name median (min-max)"; empty with fewer than two runs."""
+    tools = {tool.name: tool for tool in case.tools}
+    ours = tools["bgremove"]
+    parts = []
+    for name, tool in tools.items():
+        if name == "bgremove" or len(tool.samples) < 2:
+            continue
+        ratios = sorted(a.seconds / b.seconds for a, b in zip(ours.samples, tool.samples, strict=False))
+        parts.append(f"/{name} {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+    return f"{case.name} " + ", ".join(parts) if parts else ""
+
+
 def report(cases: list[Case], runs: int, started_load: str) -> str:
     lines = [
         f"Machine: {cpu_name()}, {os.cpu_count()} cores; {versions()}.",
@@ -384,6 +400,10 @@ def report(cases: list[Case], runs: int, started_load: str) -> str:
             if baselines:
                 row.append(f"{case.units / tools['naive'].median():.1f} {unit}")
             lines.append("| " + " | ".join(row) + " |")
+        paired = [part for case in videos if (part := paired_ratios(case))]
+        if paired:
+            lines.append("\nRatios run by run (each bgremove run over the runs made beside it, which the "
+                         "VM's drift hits alike; median, min-max): " + "; ".join(paired) + ".")
         for case in videos:
             for note in case.notes:
                 lines.append(f"\n{case.name}: {note}.")
