@@ -64,6 +64,12 @@ class MaskConfig:
     smooth: int = 3
     segment_every: int = 2
 
+    @property
+    def needs_float_matte(self) -> bool:
+        """Whether the frame-size matte must stay float32: a threshold or a feather works on it there;
+        without either an 8-bit matte (0-255) holds all that an output shows."""
+        return self.threshold is not None or self.feather > 0
+
 
 @dataclass(frozen=True)
 class RefineConfig:

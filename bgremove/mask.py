@@ -201,6 +201,17 @@ class MaskProcessor:
             self.labels = segmentation.labels
         return foreground_probability(segmentation.confidences, self.indices)
 
+    def matte(self, probability: Alpha, width: int, height: int) -> Alpha | npt.NDArray[np.uint8]:
+        """``finish``, or the same matte in 8 bits (H x W uint8, 0-255) enlarged from ``probability`` in 8
+        bits, where no threshold or feather needs floats and the frame is larger than the probability: what
+        compositors and encoders take, at a quarter of the memory. (A frame smaller than the probability
+        keeps the float matte, averaged down before it is rounded: the 8-bit average of rounded values
+        moved a transparent 160 x 120 clip's colours further from its RGB path's.)"""
+        enlarging = width >= probability.shape[1] and height >= probability.shape[0]
+        if self.config.needs_float_matte or not enlarging:
+            return self.finish(probability, width, height)
+        return resize_alpha(alpha_to_uint8(probability), width, height)
+
     def finish(self, probability: Alpha, width: int, height: int) -> Alpha:
         """Probability -> frame-sized matte: resize (nothing to do when it is frame-sized already),
         threshold, feather."""

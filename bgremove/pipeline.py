@@ -22,7 +22,7 @@ import numpy as np
 from .compose import Compositor, MovingImageCompositor, Pixels, make_compositor
 from .config import CompositeConfig, CompositeMode, Focus, MaskConfig, OutputConfig, RefineConfig, SegmenterConfig
 from .errors import BgRemoveError, OutputError, OutputExists, UnsupportedMedia, UsageProblem
-from .mask import MaskProcessor, alpha_to_uint8, resize_alpha
+from .mask import MaskProcessor, resize_alpha
 from .media import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -189,7 +189,7 @@ class Pipeline:
     def matte(self, frame: Frame) -> Alpha | Matte8:
         """``alpha``, or the same matte in 8 bits (H x W uint8, 0-255: what compositors and outputs
         need, a quarter of the memory) where no threshold or feather needs it in floats."""
-        if self.mask_config.threshold is not None or self.mask_config.feather > 0:
+        if self.mask_config.needs_float_matte:
             return self.alpha(frame)
         self.open()
         return self._refiner.matte8(frame.rgb, self._probe, self._head_locator)
@@ -359,17 +359,11 @@ class VideoSession:
         return self._mask.finish(probability, frame.width, frame.height)
 
     def matte(self, frame: Frame, probability: Alpha, scale: float = 0.0) -> Alpha | Matte8:
-        """``finish``, or the same matte in 8 bits (H x W uint8, 0-255), enlarged from the model's
-        resolution in 8 bits, where no threshold, feather or edge step needs it in floats and the frame
-        is larger than the model's output: what the compositors and encoders take, at a quarter of the
-        memory. (A frame smaller than the model's output keeps the float matte, averaged down before it
-        is rounded: the 8-bit average of rounded values moved a transparent 160 x 120 clip's colours
-        further from its RGB path's.)"""
-        config = self.pipeline.mask_config
-        enlarging = frame.width >= probability.shape[1] and frame.height >= probability.shape[0]
-        if self._refine or config.threshold is not None or config.feather > 0 or not enlarging:
+        """``finish``, in 8 bits where nothing needs floats (``MaskProcessor.matte``): the edge step of
+        refinement works on the float probability at frame size."""
+        if self._refine:
             return self.finish(frame, probability, scale)
-        return resize_alpha(alpha_to_uint8(probability), frame.width, frame.height)
+        return self._mask.matte(probability, frame.width, frame.height)
 
     def process(self, frames: Iterable[Frame]) -> Iterator[tuple[Frame, Pixels]]:
         """Each frame with its composited output."""
