@@ -462,16 +462,45 @@ def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     return b"".join(parts)
 
 
+def _full_chroma(jpeg_quality: int) -> bool:
+    """Whether a JPEG at this quality keeps its colour at full resolution (4:4:4, for the sharp colour
+    edge where a subject meets its new background) rather than halved both ways (4:2:0)."""
+    return jpeg_quality >= 90
+
+
+def _encode_jpeg(pixels: npt.NDArray[np.uint8], quality: int) -> bytes | None:
+    """JPEG bytes of 8-bit RGB or gray pixels, encoded by OpenCV, or None for anything else (Pillow
+    then encodes it, or says why it cannot: an RGBA JPEG).
+
+    OpenCV and Pillow both encode with libjpeg-turbo, with the same tables and headers: the same
+    bytes, checked by a test. OpenCV takes the whole picture at once without the GIL: a 12 MP
+    photo at quality 95 in 4:4:4 took 49 ms, 55 with the turn to BGR, against Pillow's 82.
+    """
+    import cv2
+
+    rgb = pixels.ndim == 3 and pixels.shape[2] == 3
+    # (gray below quality 90: Pillow's header differs, so Pillow writes it)
+    if pixels.dtype != np.uint8 or not (rgb or (pixels.ndim == 2 and _full_chroma(quality))):
+        return None
+    picture = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if rgb else np.ascontiguousarray(pixels)
+    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if _full_chroma(quality) else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, int(quality),
+                                                 cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])
+    if not ok:
+        raise OutputError(f"OpenCV could not encode a {pixels.shape} image as JPEG")
+    return encoded.tobytes()
+
+
 def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
     """Write RGB, RGBA or gray pixels atomically as ``fmt``.
 
-    Pillow encodes straight into the file: its JPEG encoder releases the GIL while it writes into a
-    file, and holds it throughout into a ``BytesIO`` (its WebP encoder releases it either way). A 12 MP
-    JPEG at quality 95 takes some 60 ms; in a batch the other threads (reading the next photo,
-    segmenting, the other photo being finished) would wait that long.
+    PNG and JPEG are encoded whole, without the GIL held (``_encode_png``, ``_encode_jpeg``), then
+    written. Pillow encodes the other formats straight into the file: its encoders release the GIL
+    there, and its JPEG encoder holds it throughout into a ``BytesIO``; in a batch the other threads
+    (reading the next photo, segmenting, the other photo being finished) would wait that long.
     """
-    if fmt == "PNG":
-        encoded = _encode_png(pixels)
+    encoded = _encode_png(pixels) if fmt == "PNG" else _encode_jpeg(pixels, jpeg_quality) if fmt == "JPEG" else None
+    if encoded is not None:
         with atomic_output(path) as temporary:
             temporary.write_bytes(encoded)
         return
@@ -483,8 +512,9 @@ def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_qua
 def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> bytes:
     """The bytes of ``pixels`` as an image file in ``fmt`` (what ``write_image`` writes, and what goes
     down a pipe)."""
-    if fmt == "PNG":
-        return _encode_png(pixels)
+    encoded = _encode_png(pixels) if fmt == "PNG" else _encode_jpeg(pixels, jpeg_quality) if fmt == "JPEG" else None
+    if encoded is not None:
+        return encoded
     image, options = _pillow_image(pixels, fmt, jpeg_quality)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
@@ -508,7 +538,7 @@ def _pillow_image(
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options: dict[str, object] = {}
     if fmt == "JPEG":
-        options = {"quality": jpeg_quality, "subsampling": 0 if jpeg_quality >= 90 else 2}
+        options = {"quality": jpeg_quality, "subsampling": 0 if _full_chroma(jpeg_quality) else 2}
     elif fmt == "WEBP":
         options = {"quality": 90, "method": _WEBP_METHOD}
     elif fmt == "GIF":

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from bgremove.config import CompositeMode, OutputConfig
 from bgremove.errors import OutputError, UnsupportedMedia
 from bgremove.media import (
+    _pillow_image,
     atomic_output,
     decode_image,
     encode_image,
@@ -214,11 +215,24 @@ def test_webp_outputs_use_libwebps_method_2_at_quality_90(astronaut: np.ndarray)
     assert psnr > 36.0
 
 
+@pytest.mark.parametrize("gray", [False, True])
+@pytest.mark.parametrize("quality", [95, 90, 89, 60])
+def test_jpeg_bytes_are_pillows_bytes(astronaut: np.ndarray, quality: int, gray: bool) -> None:
+    """JPEG is encoded by OpenCV for its speed, and must write what Pillow writes with the same options (both are
+    libjpeg-turbo): the same file, 4:4:4 at quality 90 and over, 4:2:0 below."""
+    pixels = np.ascontiguousarray(astronaut[..., 1]) if gray else astronaut
+    image, options = _pillow_image(pixels, "JPEG", quality)
+    expected = io.BytesIO()
+    image.save(expected, format="JPEG", **options)
+    assert encode_image(pixels, "JPEG", jpeg_quality=quality) == expected.getvalue()
+    assert options["subsampling"] == (0 if quality >= 90 else 2)
+
+
 @pytest.mark.parametrize("fmt, quality", [("JPEG", 95), ("JPEG", 80), ("WEBP", 95), ("GIF", 95)])
 def test_a_written_file_holds_the_bytes_encode_image_makes(tmp_path: Path, astronaut: np.ndarray, fmt: str,
                                                            quality: int) -> None:
-    """``write_image`` has Pillow encode into the file itself (its JPEG encoder releases the GIL only there), and a pipe
-    gets ``encode_image``'s bytes: both are one encoding, with the same options."""
+    """``write_image`` has Pillow encode WebP and GIF into the file itself (its encoders release the GIL only there),
+    and a pipe gets ``encode_image``'s bytes: both are one encoding, with the same options."""
     write_image(tmp_path / "out", astronaut, fmt, jpeg_quality=quality)
     written = (tmp_path / "out").read_bytes()
     assert written == encode_image(astronaut, fmt, jpeg_quality=quality)
