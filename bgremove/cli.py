@@ -467,7 +467,7 @@ def _check_output_format(mode: CompositeMode, image_format: str | None, video_fo
         raise click.BadParameter(str(error), param_hint="'--format'") from None
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException | str) -> str:
     text = " ".join(str(error).split())
     return text or type(error).__name__
 
