@@ -237,8 +237,30 @@ def test_stdin_in_a_real_pipe(shots: Path) -> None:
 # Worker processes
 
 
-def _bgremove(*arguments: object, **options: object) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bgremove", *map(str, arguments)], stdout=subprocess.PIPE,
+# bgremove as ``python -m bgremove`` runs it, on a slow disk: each output's temporary stays a fifth of a
+# second, complete, before it is renamed. On a fast disk a small photo's temporary lives a millisecond or
+# two, and a test polling for one could miss every one of them while the machine is busy.
+_SLOW_DISK = """
+import contextlib, sys, time
+import bgremove.media as media
+from bgremove.cli import run
+real = media.atomic_output
+@contextlib.contextmanager
+def slow(path):
+    with real(path) as temporary:
+        yield temporary
+        time.sleep(0.2)
+media.atomic_output = slow
+sys.argv[0] = "bgremove"
+run()
+"""
+
+
+def _bgremove(*arguments: object, slow_disk: bool = False, **options: object) -> subprocess.Popen[str]:
+    """``python -m bgremove ARGUMENTS`` started in a session of its own; with ``slow_disk``, every output's
+    temporary is kept a while before its rename (``_SLOW_DISK``)."""
+    command = [sys.executable, "-c", _SLOW_DISK] if slow_disk else [sys.executable, "-m", "bgremove"]
+    return subprocess.Popen([*command, *map(str, arguments)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True, **options)  # type: ignore[call-overload]
 
 
@@ -415,29 +437,9 @@ def test_killed_with_workers_leaves_no_orphans_and_resumes(many_photos: Path, tm
     _check_resumes(many_photos, out, "--mask-only", "-q")
 
 
-# bgremove as ``python -m bgremove`` runs it, on a slow disk: each output's temporary stays a fifth of a
-# second, complete, before it is renamed. On a fast disk a small photo's temporary lives a millisecond or
-# two, and a test polling for one could miss every one of them while the machine is busy.
-_SLOW_DISK = """
-import contextlib, sys, time
-import bgremove.media as media
-from bgremove.cli import run
-real = media.atomic_output
-@contextlib.contextmanager
-def slow(path):
-    with real(path) as temporary:
-        yield temporary
-        time.sleep(0.2)
-media.atomic_output = slow
-sys.argv[0] = "bgremove"
-run()
-"""
-
-
 def test_killed_while_writing_photos_resumes(many_photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-c", _SLOW_DISK, str(many_photos), "-o", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = _bgremove(many_photos, "-o", out, slow_disk=True)  # transparent PNGs, on a slow disk
     _wait_for(lambda: len(_outputs(out)) >= 2 and bool(_temporaries(out)), process)
     process.kill()
     process.communicate(timeout=30)
