@@ -10,8 +10,8 @@ model itself is one TFLite graph with a float [0, 1] RGB input and the foregroun
 an interpreter can run it with no graph around it. ``--as-cli`` makes this script the ``bgremove``
 command with ``MediaPipeSegmenter.segment`` running the model that way (one XNNPACK thread), after it
 has checked on the first frame that both give the same confidences: every other step is bgremove's own.
-The three commands run interleaved, timed by ``bench/run.py``'s launcher (wall, CPU, peak RSS); the
-ratios to the floor are given run by run, as ``bench/run.py`` gives them. Results: bench/HISTORY.md.
+The three commands run interleaved through ``bench/run.py``'s ``run_case`` (its launcher times wall,
+CPU and peak RSS; each output is checked); the ratios to the floor are given run by run. Results: bench/HISTORY.md.
 """
 
 from __future__ import annotations
@@ -29,16 +29,19 @@ import inputs  # noqa: E402
 import run as bench_run  # noqa: E402
 
 
-def _model_runner(model_path: Path) -> Any:
-    """A function from the model's RGB uint8 input picture to its foreground probability (h x w float32)."""
+def _model_runner(model_path: Path, input_size: tuple[int, int] | None) -> Any:
+    """A function from the model's RGB uint8 input picture (``input_size``, width x height) to its
+    foreground probability (h x w float32)."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(model_path), num_threads=1)
     interpreter.allocate_tensors()
     (source,), (result,) = interpreter.get_input_details(), interpreter.get_output_details()
-    if source["dtype"] != np.float32 or result["shape"][-1] != 1:
-        raise SystemExit(f"{model_path}: not a one-class float model; this experiment covers the selfie models")
+    height, width = (int(side) for side in source["shape"][1:3])
+    if source["dtype"] != np.float32 or result["shape"][-1] != 1 or input_size != (width, height):
+        raise SystemExit(f"{model_path}: not a one-class float model of a known input size; "
+                         "this experiment covers the selfie models")
 
     def probability(pixels: Any) -> Any:
         interpreter.set_tensor(source["index"], (pixels.astype(np.float32) * (1 / 255.0))[None])
@@ -61,18 +64,15 @@ def as_cli() -> None:
 
     def init(self: Any, model_path: Path, *arguments: Any, **options: Any) -> None:
         opened(self, model_path, *arguments, **options)
-        self._litert = _model_runner(model_path)
-        self._model_path = model_path
+        self._litert = _model_runner(model_path, self._input_size)
         self._checked = False
 
     def litert_segment(self: Any, frame: Frame) -> Segmentation:
-        pixels = np.ascontiguousarray(self._model_input(frame))
-        ours = self._litert(pixels)[None]
+        ours = self._litert(np.ascontiguousarray(self._model_input(frame)))[None]
         if not self._checked:  # the first frame through MediaPipe as well: the same confidences?
             theirs = segment(self, frame).confidences
             if theirs.shape != ours.shape or float(np.abs(theirs - ours).max()) > 1e-5:
-                raise SystemExit(f"{self._model_path}: LiteRT's output differs from MediaPipe's; "
-                                 "the comparison would not hold")
+                raise SystemExit("LiteRT's output differs from MediaPipe's; the comparison would not hold")
             self._checked = True
         return Segmentation(confidences=ours, labels=self.labels)
 
@@ -96,31 +96,26 @@ def main() -> None:
     clip = inputs.make_clip(arguments.data, arguments.work / f"clip_{arguments.height}p.mp4", width,
                             arguments.height)
     out = arguments.work / "out" / "litert"
-    tools = {
-        "bgremove": [*bench_run.bgremove_command(), str(clip), *options, "-o", str(out / "mediapipe"), "-q"],
-        "litert": [sys.executable, str(Path(__file__).resolve()), "--as-cli", str(clip), *options,
-                   "-o", str(out / "litert"), "-q"],
-        "floor": [sys.executable, str(BENCH / "floor.py"), "video", str(clip), str(out / "floor.mp4")],
-    }
-    env = bench_run.environment()
-    samples: dict[str, list[bench_run.Sample]] = {name: [] for name in tools}
-    for number in range(arguments.runs):
-        for name, command in tools.items():
-            for path in (out / "mediapipe", out / "litert", out / "floor.mp4"):
-                bench_run.clean(path)
-            sample = bench_run.measure(command, env)
-            samples[name].append(sample)
-            print(f"  {name:10s} run {number + 1}: {sample.seconds:6.2f} s  cpu {sample.cpu:6.2f} s  "
-                  f"rss {sample.rss_mb:5.0f} MB", file=sys.stderr, flush=True)
-    floor = [sample.seconds for sample in samples["floor"]]
-    print(f"{arguments.height}p `{' '.join(options)}`, {arguments.runs} interleaved runs, medians:")
+    tool = bench_run.Tool
+    case = bench_run.Case("litert", "video", f"{arguments.height}p `{' '.join(options)}`",
+                          units=bench_run.video_frames(clip))
+    case.tools = [
+        tool("bgremove", [*bench_run.bgremove_command(), str(clip), *options, "-o", str(out / "mediapipe"), "-q"],
+             out / "mediapipe"),
+        tool("litert", [sys.executable, str(Path(__file__).resolve()), "--as-cli", str(clip), *options,
+                        "-o", str(out / "litert"), "-q"], out / "litert"),
+        tool("floor", [sys.executable, str(BENCH / "floor.py"), "video", str(clip), str(out / "floor.mp4")],
+             out / "floor.mp4"),
+    ]
+    bench_run.run_case(case, arguments.runs, bench_run.environment())  # interleaved, outputs checked
+    floor = case.tools[-1]
+    print(f"{case.description}, {arguments.runs} interleaved runs, medians:")
     print("| command | wall s | CPU s | peak RSS MB | over the floor, run by run (median, min-max) |")
     print("|---|---|---|---|---|")
-    for name, taken in samples.items():
-        ratios = sorted(sample.seconds / base for sample, base in zip(taken, floor, strict=True))
-        shown = "" if name == "floor" else f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
-        print(f"| {name} | {statistics.median(s.seconds for s in taken):.2f} | "
-              f"{statistics.median(s.cpu for s in taken):.2f} | {statistics.median(s.rss_mb for s in taken):.0f} | "
+    for each in case.tools:
+        ratios = sorted(a.seconds / b.seconds for a, b in zip(each.samples, floor.samples, strict=True))
+        shown = "" if each is floor else f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+        print(f"| {each.name} | {each.median():.2f} | {each.median('cpu'):.2f} | {each.median('rss_mb'):.0f} | "
               f"{shown} |")
 
 
