@@ -233,31 +233,41 @@ def make_cases(arguments: argparse.Namespace, work: Path) -> list[Case]:
     def selected(name: str) -> bool:
         return any(name == want or name.startswith(want + "-") for want in wanted)
 
+    def video_case(name: str, clip: Path, size: tuple[int, int], mode: str, length: str) -> None:
+        width, height = size
+        option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--transparent"]}[mode]
+        naive_option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--green"]}[mode]
+        extension = ".webm" if mode == "transparent" else ".mp4"
+        case = Case(name, "video", f"{width}x{height} {length} clip, `{' '.join(option[:1])}`{shown}",
+                    units=video_frames(clip))
+        folder = out / name
+        case.tools = [
+            Tool("bgremove", [*bgremove, str(clip), *option, *extra, "-o", str(folder / "bgremove"), "-q"],
+                 folder / "bgremove"),
+            Tool("naive", [python, str(BENCH / "naive.py"), "video", str(clip), str(folder / "naive.mp4"),
+                           *naive_option], folder / "naive.mp4"),
+            Tool("floor", [python, str(BENCH / "floor.py"), "video", str(clip), str(folder / f"floor{extension}")],
+                 folder / f"floor{extension}"),
+        ]
+        if mode == "transparent":
+            case.notes.append("naive writes the subject on green (MP4V has no alpha); bgremove and floor "
+                              "write VP9 with alpha in WebM and re-encode the audio to Opus")
+        finish(case, folder)
+        cases.append(case)
+
     for height, width in ((720, 1280), (1080, 1920)):
         for mode in ("blur", "bg", "transparent"):
             name = f"video-{height}-{mode}"
-            if not selected(name):
-                continue
-            clip = inputs.make_clip(data, work / f"clip_{height}p.mp4", width, height)
-            option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--transparent"]}[mode]
-            naive_option = {"blur": ["--blur", "45"], "bg": ["--bg", str(background)], "transparent": ["--green"]}[mode]
-            extension = ".webm" if mode == "transparent" else ".mp4"
-            case = Case(name, "video", f"{width}x{height} 10 s clip, `{' '.join(option[:1])}`{shown}",
-                        units=video_frames(clip))
-            folder = out / name
-            case.tools = [
-                Tool("bgremove", [*bgremove, str(clip), *option, *extra, "-o", str(folder / "bgremove"), "-q"],
-                     folder / "bgremove"),
-                Tool("naive", [python, str(BENCH / "naive.py"), "video", str(clip), str(folder / "naive.mp4"),
-                               *naive_option], folder / "naive.mp4"),
-                Tool("floor", [python, str(BENCH / "floor.py"), "video", str(clip), str(folder / f"floor{extension}")],
-                     folder / f"floor{extension}"),
-            ]
-            if mode == "transparent":
-                case.notes.append("naive writes the subject on green (MP4V has no alpha); bgremove and floor "
-                                  "write VP9 with alpha in WebM and re-encode the audio to Opus")
-            finish(case, folder)
-            cases.append(case)
+            if selected(name):
+                clip = inputs.make_clip(data, work / f"clip_{height}p.mp4", width, height)
+                video_case(name, clip, (width, height), mode, "10 s")
+
+    # Only when named: the 720p clip played 6 times, to tell what of the floor ratio is the start's (it
+    # weighs 6 times less here) and what the frames' (the naive pipeline takes a minute a run)
+    if selected("long-720-blur"):
+        short = inputs.make_clip(data, work / "clip_720p.mp4", 1280, 720)
+        long = inputs.make_long_clip(short, work / "clip_720p_60s.mp4", repeats=6)
+        video_case("long-720-blur", long, (1280, 720), "blur", "60 s")
 
     photos_count = 10 if arguments.quick else 40
     for mode in ("transparent", "bg"):
@@ -430,7 +440,7 @@ def report(cases: list[Case], runs: int, started_load: str) -> str:
 
 
 ALL_CASES = [f"video-{height}-{mode}" for height in (720, 1080) for mode in ("blur", "bg", "transparent")] + [
-    "images-transparent", "images-bg", "rss", "help"]
+    "images-transparent", "images-bg", "rss", "help", "long-720-blur"]
 
 
 def main() -> None:
