@@ -17,7 +17,6 @@ CPU and peak RSS; each output is checked); the ratios to the floor are given run
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -113,8 +112,7 @@ def main() -> None:
     print("| command | wall s | CPU s | peak RSS MB | over the floor, run by run (median, min-max) |")
     print("|---|---|---|---|---|")
     for each in case.tools:
-        ratios = sorted(a.seconds / b.seconds for a, b in zip(each.samples, floor.samples, strict=True))
-        shown = "" if each is floor else f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+        shown = "" if each is floor else bench_run.run_by_run(each, floor)
         print(f"| {each.name} | {each.median():.2f} | {each.median('cpu'):.2f} | {each.median('rss_mb'):.0f} | "
               f"{shown} |")
 

@@ -357,17 +357,20 @@ def versions() -> str:
     return ", ".join(parts)
 
 
+def run_by_run(tool: Tool, other: Tool) -> str:
+    """``tool``'s time over ``other``'s, run by run (the runs are interleaved, so each pair ran at nearly
+    the same moment), as "median (min-max)"."""
+    ratios = sorted(a.seconds / b.seconds for a, b in zip(tool.samples, other.samples, strict=False))
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+
+
 def paired_ratios(case: Case) -> str:
-    """bgremove's time over each other tool's, run by run (the runs are interleaved, so each pair ran at
-    nearly the same moment), as "name median (min-max)"; empty with fewer than two runs."""
+    """bgremove's time over each other tool's, run by run (``run_by_run``), as "/name median (min-max)";
+    empty with fewer than two runs."""
     tools = {tool.name: tool for tool in case.tools}
     ours = tools["bgremove"]
-    parts = []
-    for name, tool in tools.items():
-        if name == "bgremove" or len(tool.samples) < 2:
-            continue
-        ratios = sorted(a.seconds / b.seconds for a, b in zip(ours.samples, tool.samples, strict=False))
-        parts.append(f"/{name} {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
+    parts = [f"/{name} {run_by_run(ours, tool)}" for name, tool in tools.items()
+             if name != "bgremove" and len(tool.samples) >= 2]
     return f"{case.name} " + ", ".join(parts) if parts else ""
 
 
