@@ -218,4 +218,8 @@ class MaskProcessor:
         alpha = resize_alpha(probability, width, height)
         if self.config.threshold is not None:
             alpha = (alpha >= self.config.threshold).astype(np.float32)
+        elif alpha is not probability:
+            # float rounding in OpenCV's fractional area average can step just outside [0, 1] (a field
+            # of ones shrunk from 3 x 10 to 2 x 1 gave 1 + 1.2e-7), as in the feather's blur
+            np.clip(alpha, 0.0, 1.0, out=alpha)
         return feather_alpha(alpha, self.config.feather)
