@@ -460,16 +460,9 @@ class VideoReader:
         if self._turns:
             rgb = np.rot90(rgb, self._turns)
         if planes:
-            stacked = decoded.to_ndarray()  # Y' rows, then Cb and Cr, each (H/2 x W/2) flattened
-            height, width = decoded.height, decoded.width
-            chroma = height * width // 4
-            flat = stacked.reshape(-1)
-            yuv = YUVPlanes(
-                stacked[:height],
-                flat[height * width : height * width + chroma].reshape(height // 2, width // 2),
-                flat[height * width + chroma :].reshape(height // 2, width // 2),
-                self.info.colorspace,
-            )
+            # views of the decoded frame's own planes (they keep it alive), not a copy of them
+            luma, cb, cr = (_plane_pixels(plane) for plane in decoded.planes[:3])
+            yuv = YUVPlanes(luma, cb, cr, self.info.colorspace)
         frame = Frame(rgb=rgb if preview is not None else np.ascontiguousarray(rgb), index=self.frames_read,
                       timestamp=timestamp, duration=duration, yuv=yuv, preview=preview)
         self.frames_read += 1
@@ -566,6 +559,14 @@ def pad_to_even(pixels: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     return np.pad(pixels, padding, mode="edge")
 
 
+def _plane_pixels(plane: Any) -> npt.NDArray[np.uint8]:
+    """A decoded 8-bit plane's pixels as a read-only array over the frame's own memory (rows
+    ``line_size`` apart, which FFmpeg may pad beyond the width)."""
+    pixels = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
+    pixels.flags.writeable = False  # the input's pixels: nothing may change them in place
+    return pixels
+
+
 def _fill_plane(plane: Any, pixels: npt.NDArray[np.uint8]) -> None:
     rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
     rows[:, : plane.width] = pixels
@@ -576,6 +577,11 @@ def planes_frame(planes: YUVPlanes) -> Any:
     with their matrix and limited range."""
     import av
 
+    if planes.buffer is not None and planes.a is None:  # composited in yuv420p's layout: no copy
+        frame = av.VideoFrame.from_numpy_buffer(planes.buffer, format="yuv420p")
+        frame.colorspace = planes.colorspace
+        frame.color_range = 1
+        return frame
     frame = av.VideoFrame(planes.width, planes.height, "yuv420p" if planes.a is None else "yuva420p")
     for plane, pixels in zip(frame.planes, (planes.y, planes.u, planes.v, planes.a), strict=False):
         assert pixels is not None

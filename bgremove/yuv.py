@@ -30,13 +30,16 @@ SUPPORTED_MATRICES = frozenset(_LUMA_WEIGHTS)
 class YUVPlanes:
     """A picture as 8-bit limited-range 4:2:0 planes: ``y`` H x W, ``u`` (Cb) and ``v`` (Cr) H/2 x W/2
     (H and W even), ``colorspace`` the matrix relating them to RGB (one of SUPPORTED_MATRICES), and an
-    optional ``a`` (alpha, H x W) for a transparent output."""
+    optional ``a`` (alpha, H x W) for a transparent output. ``buffer``, when set, is the one
+    (3H/2 x W) array in yuv420p's layout (Y' rows, then Cb, then Cr) of which ``y``, ``u`` and ``v`` are
+    views (``yuv420_planes``): the encoder takes it as it is, without copying the planes."""
 
     y: npt.NDArray[np.uint8]
     u: npt.NDArray[np.uint8]
     v: npt.NDArray[np.uint8]
     colorspace: int = BT709
     a: npt.NDArray[np.uint8] | None = None
+    buffer: npt.NDArray[np.uint8] | None = None
 
     @property
     def width(self) -> int:
@@ -45,6 +48,16 @@ class YUVPlanes:
     @property
     def height(self) -> int:
         return int(self.y.shape[0])
+
+
+def yuv420_planes(width: int, height: int, colorspace: int = BT709) -> YUVPlanes:
+    """Uninitialised planes for a ``width`` x ``height`` picture (both even), laid out in one buffer as
+    yuv420p stores them, for compositing straight into what the encoder reads."""
+    buffer = np.empty((height * 3 // 2, width), dtype=np.uint8)
+    flat = buffer.reshape(-1)
+    luma, chroma = width * height, width * height // 4
+    return YUVPlanes(buffer[:height], flat[luma : luma + chroma].reshape(height // 2, width // 2),
+                     flat[luma + chroma :].reshape(height // 2, width // 2), colorspace, buffer=buffer)
 
 
 def matrices(colorspace: int, channels: int = 3) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:

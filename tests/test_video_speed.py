@@ -238,6 +238,49 @@ def test_planes_keep_the_subject_exactly_and_match_the_rgb_output(mode: str, ast
     assert np.abs(planes.v.astype(int) - expected.v).mean() < 1.5
 
 
+def test_opaque_planes_are_made_in_the_encoders_layout_and_go_out_without_a_copy(astronaut: np.ndarray) -> None:
+    from bgremove.compose import blend_uint8, make_compositor
+    from bgremove.config import CompositeConfig, CompositeMode
+    from bgremove.types import Frame
+    from bgremove.video import planes_frame
+
+    rgb = np.ascontiguousarray(astronaut[:120, :160])
+    frame = Frame(rgb=rgb, yuv=_planes_of(rgb))
+    alpha = np.tile(np.linspace(0, 1, 160, dtype=np.float32), (120, 1))
+    compositor = make_compositor(CompositeConfig(CompositeMode.BLUR, blur=45, decontaminate=False))
+    planes = compositor.planes(frame, alpha)  # type: ignore[attr-defined]
+    assert planes.buffer is not None and planes.buffer.shape == (180, 160)
+    assert np.shares_memory(planes.y, planes.buffer) and np.shares_memory(planes.v, planes.buffer)
+    background = compositor.background_planes(frame, alpha, 1)  # type: ignore[attr-defined]
+    matte = np.asarray(np.clip(alpha * 255 + 0.5, 0, 255), np.uint8)
+    assert np.array_equal(planes.y, blend_uint8(frame.yuv.y, background.y, matte))  # what blend_uint8 makes
+    encoded = planes_frame(planes)
+    assert encoded.planes[0].buffer_ptr == planes.buffer.ctypes.data  # the encoder reads the buffer itself
+    assert (encoded.format.name, encoded.width, encoded.height) == ("yuv420p", 160, 120)
+    assert encoded.colorspace == 1 and encoded.color_range == 1
+    for plane, expected in zip(encoded.planes, (planes.y, planes.u, planes.v), strict=True):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+        assert np.array_equal(rows, expected)
+
+
+def test_decoded_planes_are_read_only_views_of_the_frame(clip) -> None:  # type: ignore[no-untyped-def]
+    from bgremove.video import VideoReader
+
+    with av.open(str(clip)) as container:
+        reference = [frame.to_ndarray() for frame in container.decode(video=0)]  # Y' rows, then Cb, Cr
+    with VideoReader(clip, keep_yuv=True) as reader:
+        frames = list(reader.frames())
+    assert len(frames) == len(reference) == 48
+    for frame, stacked in zip(frames, reference, strict=True):
+        assert frame.yuv is not None and not frame.yuv.y.flags.writeable
+        chroma = stacked.reshape(-1)[120 * 160 :]
+        assert np.array_equal(frame.yuv.y, stacked[:120])  # every frame its own, held after decoding
+        assert np.array_equal(frame.yuv.u, chroma[: 60 * 80].reshape(60, 80))
+        assert np.array_equal(frame.yuv.v, chroma[60 * 80 :].reshape(60, 80))
+    with pytest.raises(ValueError):
+        frames[0].yuv.y[0, 0] = 0  # type: ignore[union-attr]
+
+
 def test_transparent_planes_are_the_frame_planes_with_the_matte(astronaut: np.ndarray) -> None:
     from bgremove.compose import make_compositor
     from bgremove.config import CompositeConfig, CompositeMode
