@@ -261,6 +261,14 @@ def _at_most(probability: Alpha, long_side: int) -> Alpha:
     return resize_alpha(probability, max(1, round(width * scale)), max(1, round(height * scale)))
 
 
+def _cut_picture(frame: Frame) -> RGBImage | Matte8:
+    """What cut detection reads of a frame: its decoded luma where the model's picture is only made
+    for the frames the model runs on (``Frame.make_preview``), else the model's picture."""
+    if frame.yuv is not None and frame.preview is None and frame.make_preview is not None:
+        return frame.yuv.y
+    return frame.model_rgb
+
+
 class VideoSession:
     """The state of one video: a VIDEO-mode segmenter (increasing timestamps), the temporal smoother and
     the compositor (with its own looping background video, if any). Make one per file; close it after.
@@ -333,9 +341,9 @@ class VideoSession:
 
             # (the probes hold the frame as it came, for a pass the smoother may run later)
             item = frame if keep_rgb or frame.yuv is None else \
-                replace(frame, rgb=placeholder_pixels(frame.rgb.shape), preview=None)
+                replace(frame, rgb=placeholder_pixels(frame.rgb.shape), preview=None, make_preview=None)
             probe = refined if self._refine else first
-            for ready, smoothed in self._smoother.push(item, probe, frame.model_rgb):
+            for ready, smoothed in self._smoother.push(item, probe, _cut_picture(frame)):
                 yield ready, smoothed, scale[0]
         for ready, smoothed in self._smoother.flush():
             yield ready, smoothed, scale[0]

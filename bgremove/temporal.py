@@ -59,11 +59,14 @@ AGREEMENT = 0.95
 Probe = Callable[[], Alpha]
 
 
-def thumbnail(rgb: RGBImage) -> npt.NDArray[np.float32]:
-    """A 32 x 32 gray float32 picture of the frame, for cut detection."""
+def thumbnail(picture: RGBImage | npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """A 32 x 32 gray float32 picture (0-255) of the frame, for cut detection: from RGB (H x W x 3), or
+    from a video's own limited-range luma plane (H x W, Y' 16-235), which is that gray up to its range."""
     from .segmenters import shrink_for_model
 
-    small = shrink_for_model(rgb, *_THUMBNAIL)  # area averages, without OpenCV's slow fractional path
+    small = shrink_for_model(picture, *_THUMBNAIL)  # area averages, without OpenCV's slow fractional path
+    if small.ndim == 2:
+        return np.asarray((small.astype(np.float32) - 16.0) * np.float32(255 / 219), dtype=np.float32)
     return np.asarray(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), dtype=np.float32)
 
 
@@ -76,8 +79,9 @@ class CutDetector:
         self._previous: npt.NDArray[np.float32] | None = None
         self._recent: deque[float] = deque(maxlen=memory)
 
-    def is_cut(self, rgb: RGBImage) -> bool:
-        current = thumbnail(rgb)
+    def is_cut(self, picture: RGBImage | npt.NDArray[np.uint8]) -> bool:
+        """Whether ``picture`` (RGB, or limited-range luma: see ``thumbnail``) starts a new scene."""
+        current = thumbnail(picture)
         previous, self._previous = self._previous, current
         if previous is None or previous.shape != current.shape:
             return previous is not None
@@ -124,7 +128,8 @@ class TemporalSmoother(Generic[Item]):
 
     ``push`` takes one frame's item (anything: the pipeline passes the Frame), its foreground
     probability (h x w float32 in [0, 1], the same size for every frame) or a probe that makes it
-    (see the module's docstring on ``stride``), and its RGB pixels (for cut detection); it returns the
+    (see the module's docstring on ``stride``), and a picture of it for cut detection (RGB, or a
+    video's limited-range luma plane: see ``thumbnail``); it returns the
     pairs that are now final, ``radius`` frames behind, in order. ``flush`` returns the rest at the
     end. ``radius`` 0 passes everything straight through. ``passes`` counts the probes run.
     """
@@ -154,7 +159,8 @@ class TemporalSmoother(Generic[Item]):
         """How many frames the smoother holds now (never more than 2 * radius + stride)."""
         return len(self._window)
 
-    def push(self, item: Item, probability: Alpha | Probe, rgb: RGBImage) -> list[tuple[Item, Alpha]]:
+    def push(self, item: Item, probability: Alpha | Probe,
+             rgb: RGBImage | npt.NDArray[np.uint8]) -> list[tuple[Item, Alpha]]:
         if self.radius == 0:
             return [(item, self._probability(probability))]
         if self._cuts.is_cut(rgb):

@@ -5,6 +5,7 @@ Only NumPy here, so every module can import these without pulling in a backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,9 @@ class Frame:
     ``preview`` is a small copy of the picture, already at the size the segmenter feeds its model, made
     by a video reader when nothing after segmentation needs full-size RGB (compositing on ``yuv``):
     ``rgb`` is then ``placeholder_pixels`` of the frame's shape, zeros that take no memory, and
-    ``model_rgb`` is what segmenters and cut detection read.
+    ``model_rgb`` is what segmenters read. A reader may instead give ``make_preview``, which makes
+    the preview when ``model_rgb`` is first read (and keeps it): frames the model skips then never
+    pay for one.
     """
 
     rgb: RGBImage
@@ -42,10 +45,14 @@ class Frame:
     duration: float | None = None
     yuv: YUVPlanes | None = None
     preview: RGBImage | None = None
+    make_preview: Callable[[], RGBImage] | None = None
 
     @property
     def model_rgb(self) -> RGBImage:
-        """The pixels to segment: ``preview`` where the reader made one, else ``rgb``."""
+        """The pixels to segment: ``preview`` where the reader made one (or ``make_preview`` makes it
+        now), else ``rgb``."""
+        if self.preview is None and self.make_preview is not None:
+            object.__setattr__(self, "preview", self.make_preview())  # made once, on first use
         return self.preview if self.preview is not None else self.rgb
 
     @property

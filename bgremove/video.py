@@ -28,6 +28,7 @@ Decisions, in one place:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -366,8 +367,11 @@ class VideoReader:
         self.keep_yuv = keep_yuv  # also give each frame its decoded planes (Frame.yuv), where 4:2:0
         # With ``keep_yuv``: frames that get their planes get no full-size RGB either (a placeholder),
         # only a ``Frame.preview`` of the size ``preview(width, height)`` gives (the segmenter's
-        # ``model_size``), converted and shrunk in one swscale pass (area averages).
+        # ``model_size``), converted and shrunk in one swscale pass (area averages). It is made when
+        # first read (``Frame.make_preview``), by whichever one thread reads them (the segmentation's):
+        # 0.5-0.7 ms a 720p frame, which the frames the model skips do not need.
         self.preview = preview
+        self._preview_reformatter: Any = None
         self.info = info or probe_video(path)
         self._container = _open_input(path)
         self._stream = _video_stream(self._container, path)
@@ -447,13 +451,12 @@ class VideoReader:
             # One reformatter for the whole video keeps its swscale context: a new one per frame (what
             # to_ndarray(format=...) does) starts and stops a pool of threads every frame, 2.4 times the CPU.
             self._reformatter = VideoReformatter()
-        yuv = preview = None
+        yuv = make_preview = None
         planes = self.keep_yuv and not self._turns and decoded.format.name == "yuv420p" \
             and decoded.width % 2 == 0 and decoded.height % 2 == 0
         size = self.preview(decoded.width, decoded.height) if planes and self.preview is not None else None
         if size is not None:
-            preview = self._reformatter.reformat(decoded, format="rgb24", width=size[0], height=size[1],
-                                                 interpolation="AREA", threads=1).to_ndarray()
+            make_preview = functools.partial(self._make_preview, decoded, size)
             rgb = placeholder_pixels((decoded.height, decoded.width, 3))
         else:
             rgb = self._reformatter.reformat(decoded, format="rgb24", threads=1).to_ndarray()
@@ -463,10 +466,18 @@ class VideoReader:
             # views of the decoded frame's own planes (they keep it alive), not a copy of them
             luma, cb, cr = (_plane_pixels(plane) for plane in decoded.planes[:3])
             yuv = YUVPlanes(luma, cb, cr, self.info.colorspace)
-        frame = Frame(rgb=rgb if preview is not None else np.ascontiguousarray(rgb), index=self.frames_read,
-                      timestamp=timestamp, duration=duration, yuv=yuv, preview=preview)
+        frame = Frame(rgb=rgb if make_preview is not None else np.ascontiguousarray(rgb), index=self.frames_read,
+                      timestamp=timestamp, duration=duration, yuv=yuv, make_preview=make_preview)
         self.frames_read += 1
         return frame
+
+    def _make_preview(self, decoded: Any, size: tuple[int, int]) -> RGBImage:
+        if self._preview_reformatter is None:
+            from av.video.reformatter import VideoReformatter
+
+            self._preview_reformatter = VideoReformatter()
+        return self._preview_reformatter.reformat(decoded, format="rgb24", width=size[0], height=size[1],
+                                                  interpolation="AREA", threads=1).to_ndarray()
 
     def close(self) -> None:
         self._container.close()

@@ -102,6 +102,19 @@ def test_cut_detector(changes: list[int], expected: list[bool]) -> None:
     assert [detector.is_cut(np.clip(texture + value, 0, 255).astype(np.uint8)) for value in changes] == expected
 
 
+def test_a_videos_luma_plane_gives_the_thumbnail_of_its_rgb(astronaut: np.ndarray) -> None:
+    """Cut detection reads a frame's decoded luma where it has no RGB: the same gray, up to its range."""
+    from bgremove.temporal import thumbnail
+    from bgremove.yuv import SMPTE170M, rgb_to_yuv420
+
+    rgb = np.ascontiguousarray(astronaut[:480, :510])
+    luma = rgb_to_yuv420(rgb, SMPTE170M).y  # BT.601: OpenCV's gray weights
+    difference = np.abs(thumbnail(luma) - thumbnail(rgb))
+    assert thumbnail(luma).shape == (32, 32) and difference.mean() < 0.5 and difference.max() < 2.5
+    detector = CutDetector()  # and it tells a cut as the RGB does
+    assert [detector.is_cut(picture) for picture in (luma, luma, 255 - luma)] == [False, False, True]
+
+
 def test_weights_are_a_symmetric_gaussian() -> None:
     weights = temporal_weights(2)
     assert weights.shape == (5,) and weights[2] == 1 and np.allclose(weights, weights[::-1])

@@ -427,7 +427,8 @@ def test_frames_composited_on_planes_are_decoded_to_rgb_at_the_model_size(
     def spy(self, frame: Frame):  # type: ignore[no-untyped-def]
         if self._video:
             full = frame.rgb.strides != (0, 0, 0) and bool(frame.rgb.any())
-            seen.append((None if frame.preview is None else frame.preview.shape, full))
+            model = frame.model_rgb  # a preview is made when first read
+            seen.append((None if frame.preview is None else model.shape, full))
         return segment(self, frame)
 
     monkeypatch.setattr(MediaPipeSegmenter, "segment", spy)
@@ -438,6 +439,31 @@ def test_frames_composited_on_planes_are_decoded_to_rgb_at_the_model_size(
         assert set(seen) == {(None, True)}
     else:
         assert set(seen) == {((preview[1], preview[0], 3), False)}
+
+
+def test_only_the_frames_the_model_runs_on_make_a_preview(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bgremove.segmenters.mediapipe_tasks import MediaPipeSegmenter
+    from bgremove.video import VideoReader
+
+    made: list[int] = []
+    passes: list[int] = []
+    make, segment = VideoReader._make_preview, MediaPipeSegmenter.segment
+
+    def making(self, decoded, size):  # type: ignore[no-untyped-def]
+        made.append(1)
+        return make(self, decoded, size)
+
+    def segmenting(self, frame: Frame):  # type: ignore[no-untyped-def]
+        passes.append(1)
+        return segment(self, frame)
+
+    monkeypatch.setattr(VideoReader, "_make_preview", making)
+    monkeypatch.setattr(MediaPipeSegmenter, "segment", segmenting)
+    source = data_folder("videos_people") / "pixabay_doctor_26732.mp4"  # a talking head: few moves
+    result = run(source, "--blur", "45", "--end", "1", "-o", tmp_path, "-q")
+    assert result.exit_code == 0, result.output
+    # the frames between passes (--segment-every 2) whose passes around agree make none
+    assert 0 < len(made) == len(passes) < 25
 
 
 def test_preview_gives_the_mattes_of_the_full_frame_on_a_real_clip() -> None:
