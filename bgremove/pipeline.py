@@ -589,6 +589,18 @@ def _opencv_threads(count: int) -> Iterator[None]:
 # 720p --bg -3% wall time, the same CPU time (10 and 19 were no better).
 _AHEAD_NICE = 5
 
+# Frames queued between the video's stages. With one, both cores stood idle 9-11% of a 720p --blur 45
+# run's steady part (/proc/stat): x264's calling thread works alone between its slices while the stages
+# before it wait to hand on their frame. With three, 7-11%: 720p --blur 45 took 0.97-0.98 of the time
+# (10 interleaved runs; 0.97 in an earlier stop's 4 pairs) and --bg 0.92 (4), for 9 MB more. At 1080p
+# three made it slower (1.11 of the time, 6 runs, and 9% more CPU, 22 MB more): the frames in flight
+# no longer fit the caches. So three up to 720p's pixels, one above.
+_QUEUED_PIXELS = 1280 * 720
+
+
+def _queued_frames(width: int, height: int) -> int:
+    return 3 if width * height <= _QUEUED_PIXELS else 1
+
 
 def _process_video(
     pipeline: Pipeline, job: Job, config: OutputConfig, progress: ProgressFactory | None, started: float
@@ -612,6 +624,7 @@ def _process_video(
     colorspace = yuv_passthrough(info, fmt, mode) if on_planes else None
     bar = progress(job.input.path, _expected_frames(info, cut.start, cut.end)) if progress else None
     frames = 0
+    queued = _queued_frames(info.width, info.height)
     try:
         with (
             _opencv_threads(1),
@@ -621,14 +634,14 @@ def _process_video(
                         preview=session.preview_size if colorspace is not None else None) as reader,
             open_video_writer(output, fmt, info, mode, cut, colorspace) as writer,
             # decoding, segmentation (with smoothing) and encoding each run in a thread of their own,
-            # the frame-sized matte and compositing in this one. One item queued between stages is
-            # enough to keep them all busy; each one more is some 9 MB more at 1080p. The encoder is
-            # the stage the others wait for: the two ahead of it yield the cores to it (_AHEAD_NICE).
-            Prefetch(reader.frames(cut.start, cut.end), depth=1, name="bgremove-decode",
+            # the frame-sized matte and compositing in this one. The encoder is the stage the others
+            # wait for: the two ahead of it yield the cores to it (_AHEAD_NICE), and short queues
+            # let each stage run ahead while x264's threads leave a core free (_queued_frames).
+            Prefetch(reader.frames(cut.start, cut.end), depth=queued, name="bgremove-decode",
                      nice=_AHEAD_NICE) as decoded,
-            Prefetch(session.probabilities(decoded, keep_rgb=colorspace is None), depth=1,
+            Prefetch(session.probabilities(decoded, keep_rgb=colorspace is None), depth=queued,
                      name="bgremove-segment", nice=_AHEAD_NICE) as segmented,
-            Drain(lambda item: writer.write(*item), depth=1, name="bgremove-encode") as encoder,
+            Drain(lambda item: writer.write(*item), depth=queued, name="bgremove-encode") as encoder,
         ):
             to_planes = session.compositor.planes if colorspace is not None else None  # type: ignore[attr-defined]
             for frame, probability, scale in segmented:
