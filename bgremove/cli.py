@@ -495,7 +495,10 @@ def _run(files: Sequence[Path], pipeline_options: dict[str, Any], output: Output
     previous_handler = signal.signal(signal.SIGTERM, _terminate)
     try:
         with interrupts_survive_finalizers(), Pipeline(**pipeline_options, progress=show_progress) as pipeline:
-            planned = plan_jobs(inputs, pipeline.composite_config.mode, output)
+            # the model loads while the videos are probed, when this process is the one to use it
+            in_process = engine == "local" and jobs in (None, 1) and not dry_run
+            planned = plan_jobs(inputs, pipeline.composite_config.mode, output,
+                                video_ahead=pipeline.preload_video if in_process else None)
             if dry_run:
                 return _dry_run(planned, output, json_lines=json_lines, quiet=quiet, not_media=len(not_media))
             remove_stale_temporaries(job.output for job in planned if job.output is not None)

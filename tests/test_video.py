@@ -127,6 +127,65 @@ def test_progress_is_reported_in_frames(clip: Path) -> None:
     assert result.extra["fps"] > 0
 
 
+def test_the_model_loads_while_a_video_whose_output_is_missing_is_probed(clip: Path, astronaut_jpg: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import bgremove.pipeline as pipeline_module
+    from bgremove.media import InputFile
+    from bgremove.pipeline import Pipeline, plan_jobs, process_file
+
+    calls: list[str] = []
+    inputs = [InputFile(astronaut_jpg), InputFile(clip)]
+    plan_jobs(inputs, CompositeMode.BLUR, OutputConfig(), video_ahead=lambda: calls.append("ahead"))
+    assert calls == ["ahead"]  # for the video only
+    clip.with_name("clip_nobg.mp4").write_bytes(b"")  # its output there already: skipped, nothing to load
+    plan_jobs(inputs, CompositeMode.BLUR, OutputConfig(), video_ahead=lambda: calls.append("again"))
+    plan_jobs(inputs, CompositeMode.BLUR, OutputConfig(overwrite=True), video_ahead=lambda: calls.append("overwrite"))
+    assert calls == ["ahead", "overwrite"]
+
+    made: list[tuple[bool, str]] = []
+    create = pipeline_module.create_segmenter
+
+    def creating(config, video=False, progress=False):  # type: ignore[no-untyped-def]
+        made.append((video, threading.current_thread().name))
+        return create(config, video=video, progress=progress)
+
+    monkeypatch.setattr(pipeline_module, "create_segmenter", creating)
+    with Pipeline(composite=CompositeConfig(CompositeMode.BLUR, blur=15)) as pipeline:
+        pipeline.preload_video()
+        pipeline.preload_video()  # once
+        job = plan_jobs([InputFile(clip)], CompositeMode.BLUR, OutputConfig(overwrite=True))[0]
+        result = process_file(pipeline, job, OutputConfig(overwrite=True))
+    assert result.status == "done" and result.frames == 36
+    assert made == [(True, "bgremove-preload")]  # the one segmenter, made in the preload's thread
+
+    closed: list[int] = []
+    with Pipeline() as pipeline:  # preloaded and never used: closed with the pipeline
+        pipeline.preload_video()
+        assert pipeline._preload is not None
+        segmenter = pipeline._preload.take()
+        close = segmenter.close
+        monkeypatch.setattr(segmenter, "close", lambda: (closed.append(1), close()))
+        pipeline._preload._segmenter = segmenter
+    assert closed == [1] and pipeline._preload is None
+
+
+def test_a_model_that_fails_to_load_ahead_fails_where_it_is_used(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bgremove.pipeline as pipeline_module
+    from bgremove.errors import ModelUnavailable
+    from bgremove.pipeline import Pipeline
+
+    def failing(config, video=False, progress=False):  # type: ignore[no-untyped-def]
+        raise ModelUnavailable("selfie_segmenter.tflite: not here")
+
+    monkeypatch.setattr(pipeline_module, "create_segmenter", failing)
+    with Pipeline() as pipeline:
+        pipeline.preload_video()  # no error yet
+        with pytest.raises(ModelUnavailable, match="not here"):
+            pipeline.open(video=True)
+
+
 def test_no_audio_drops_it(run, clip: Path) -> None:
     assert run(clip, "--bg-color", "green", "--no-audio", "-q").exit_code == 0
     assert [stream.type for stream in inspect(clip.with_name("clip_nobg.mp4")).streams] == ["video"]
