@@ -707,7 +707,9 @@ def _process_video(
                      nice=_AHEAD_NICE) as decoded,
             Prefetch(session.probabilities(decoded, keep_rgb=colorspace is None), depth=queued,
                      name="bgremove-segment", nice=_AHEAD_NICE) as segmented,
-            Drain(lambda item: writer.write(*item), depth=queued, name="bgremove-encode") as encoder,
+            # (the encoder starts while the first frame is decoded and segmented)
+            Drain(lambda item: writer.write(*item), depth=queued, name="bgremove-encode",
+                  start=writer.open_encoder) as encoder,
         ):
             to_planes = session.compositor.planes if colorspace is not None else None  # type: ignore[attr-defined]
             for frame, probability, scale in segmented:

@@ -129,11 +129,13 @@ class Drain(Generic[Item]):
 
     An exception from ``consume`` stops the thread and is raised by the next ``put`` or by ``finish``.
     In a ``with`` block, a normal end waits for every item (``finish``); an exception drops what is
-    still queued (``abort``).
+    still queued (``abort``). ``start``, if given, runs first in the thread (its exception likewise).
     """
 
-    def __init__(self, consume: Callable[[Item], object], depth: int = 2, name: str = "bgremove-drain") -> None:
+    def __init__(self, consume: Callable[[Item], object], depth: int = 2, name: str = "bgremove-drain",
+                 start: Callable[[], object] | None = None) -> None:
         self._consume = consume
+        self._start = start
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -141,6 +143,12 @@ class Drain(Generic[Item]):
         self._thread.start()
 
     def _run(self) -> None:
+        if self._start is not None:
+            try:
+                self._start()
+            except BaseException as error:  # raised in the caller's thread
+                self._error = error
+                return
         while True:
             item = self._queue.get()
             if item is _END or self._stop.is_set():

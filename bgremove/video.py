@@ -878,6 +878,17 @@ class VideoWriter:
                 logger.warning("%s: rotation metadata not written: %s", info.path, _reason(error))
         return stream
 
+    def open_encoder(self) -> None:
+        """Start the video encoder now rather than at the first frame (x264: some 20 ms), for a
+        thread of its own to do while the first frame is still being made."""
+        import av
+
+        try:
+            if not self._video.codec_context.is_open:
+                self._video.codec_context.open()
+        except av.error.FFmpegError as error:
+            raise OutputError(f"{self.info.path}: cannot start the {self._codec} encoder ({_reason(error)})") from None
+
     def write(self, pixels: npt.NDArray[np.uint8] | YUVPlanes, frame: Frame) -> None:
         """Encode one output frame (pixels, or planes from ``yuv_passthrough``); its timestamp and
         duration come from the input ``frame``."""

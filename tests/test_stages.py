@@ -68,6 +68,28 @@ def test_drain_consumes_everything_in_order() -> None:
     assert not _threads()
 
 
+def test_drain_start_runs_first_in_its_thread_and_its_error_comes_out_of_put() -> None:
+    events: list[tuple[str, str]] = []
+    with Drain(lambda item: events.append(("item", threading.current_thread().name)), name="bgremove-sink",
+               start=lambda: events.append(("start", threading.current_thread().name))) as sink:
+        sink.put(1)
+    assert events == [("start", "bgremove-sink"), ("item", "bgremove-sink")]
+
+    failure = OSError("no encoder")
+
+    def start() -> None:
+        raise failure
+
+    consumed: list[int] = []
+    sink = Drain(consumed.append, start=start)
+    with pytest.raises(OSError) as raised:
+        for index in range(100):
+            sink.put(index)
+            time.sleep(0.001)
+    sink.abort()
+    assert raised.value is failure and consumed == [] and not _threads()
+
+
 def test_drain_error_comes_out_of_put_without_a_deadlock() -> None:
     failure = OSError("disk full")
 

@@ -186,6 +186,29 @@ def test_a_model_that_fails_to_load_ahead_fails_where_it_is_used(clip: Path, mon
             pipeline.open(video=True)
 
 
+def test_the_encoder_starts_before_the_first_frame_and_says_when_it_cannot(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bgremove.errors import OutputError
+    from bgremove.video import VIDEO_FORMATS, VideoWriter, probe_video
+
+    info = probe_video(clip)
+    writer = VideoWriter(tmp_path / "out.mp4", VIDEO_FORMATS["mp4"], info, CompositeMode.BLUR, VideoConfig())
+    try:
+        writer.open_encoder()
+        assert writer._video.codec_context.is_open
+        writer.open_encoder()  # once
+    finally:
+        writer.close()
+    monkeypatch.setattr("bgremove.video._x264_options", lambda config: {"preset": "no-such-preset"})
+    writer = VideoWriter(tmp_path / "bad.mp4", VIDEO_FORMATS["mp4"], info, CompositeMode.BLUR, VideoConfig())
+    try:
+        with pytest.raises(OutputError, match="cannot start the libx264 encoder"):
+            writer.open_encoder()
+    finally:
+        writer.close()
+
+
 def test_no_audio_drops_it(run, clip: Path) -> None:
     assert run(clip, "--bg-color", "green", "--no-audio", "-q").exit_code == 0
     assert [stream.type for stream in inspect(clip.with_name("clip_nobg.mp4")).streams] == ["video"]
