@@ -414,12 +414,9 @@ def _small_background_blur(rgb: RGBImage, alpha: Alpha | Matte8, kernel: int) ->
     return _normalised_blur(small_rgb, small_alpha, small_sigma, size), factor
 
 
-def background_blur_planes(planes: YUVPlanes, alpha: Alpha | Matte8, kernel: int,
-                           half: Matte8 | None = None) -> YUVPlanes:
+def background_blur_planes(planes: YUVPlanes, alpha: Alpha | Matte8, kernel: int) -> YUVPlanes:
     """``background_blur`` done on 4:2:0 planes: the normalised convolution is linear in the pixels, so
-    blurring Y', Cb and Cr is blurring R'G'B' (to rounding), with half the data and no conversion.
-    ``half``: an 8-bit ``alpha`` already averaged over 2 x 2 blocks (``_area_shrink(alpha, 2)``), which
-    the blur's shrinking then starts from (the same values, one full-size pass fewer)."""
+    blurring Y', Cb and Cr is blurring R'G'B' (to rounding), with half the data and no conversion."""
     factor, small_sigma, size, margin = _blur_plan(kernel)
     width, height = planes.width, planes.height
     if factor == 1:  # a small blur: luma at full size, chroma at its own with a matte to match
@@ -432,11 +429,8 @@ def background_blur_planes(planes: YUVPlanes, alpha: Alpha | Matte8, kernel: int
     small = cv2.merge([_area_shrink(planes.y, factor, margin), _area_shrink(planes.u, factor // 2, margin // 2),
                        _area_shrink(planes.v, factor // 2, margin // 2)])
     # the matte shrunk as it comes (8 bits: a quarter of the data) and only then made float
-    if half is not None and alpha.dtype == np.uint8 and width % factor == 0 and height % factor == 0:
-        small_alpha = _area_shrink(half, factor // 2)  # (no padding: the same halvings, the first done)
-    else:
-        small_alpha = _area_shrink(alpha, factor, margin)
-    blurred = _normalised_blur(small, alpha_as_float(np.asarray(small_alpha)), small_sigma, size)
+    blurred = _normalised_blur(small, alpha_as_float(np.asarray(_area_shrink(alpha, factor, margin))),
+                               small_sigma, size)
     y, u, v = cv2.split(blurred)
     return YUVPlanes(_enlarge(np.asarray(y, np.uint8), factor, width, height),
                      _enlarge(np.asarray(u, np.uint8), factor // 2, width // 2, height // 2),
@@ -548,9 +542,9 @@ class _OpaqueCompositor(_ColourStep):
         source = frame.yuv
         if source is None or frame.alpha is not None or not self.on_planes:
             return None
+        background = self.background_planes(frame, alpha, source.colorspace)
         matte = alpha_to_uint8(alpha)  # the precision the 8-bit planes can show
         half = np.asarray(_area_shrink(matte, 2), dtype=np.uint8)
-        background = self._background_planes(frame, alpha, source.colorspace, half)
         # blended straight into one buffer in yuv420p's layout, which the encoder wraps without a copy
         output = yuv420_planes(source.width, source.height, source.colorspace)
         blend_uint8(source.y, background.y, matte, out=output.y)
@@ -560,11 +554,6 @@ class _OpaqueCompositor(_ColourStep):
 
     def background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int) -> YUVPlanes:
         return rgb_to_yuv420(np.ascontiguousarray(self.background(frame, alpha, frame.rgb)), colorspace)
-
-    def _background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int, half: Matte8) -> YUVPlanes:
-        """``background_planes``, given the matte's 2 x 2 averages too (``half``), which one that
-        reads the matte may start from."""
-        return self.background_planes(frame, alpha, colorspace)
 
 
 class ColorCompositor(_OpaqueCompositor):
@@ -673,10 +662,6 @@ class BlurCompositor(_OpaqueCompositor):
         """The frame's own planes blurred: no RGB needed."""
         assert frame.yuv is not None
         return background_blur_planes(frame.yuv, alpha, self.kernel)
-
-    def _background_planes(self, frame: Frame, alpha: Alpha | Matte8, colorspace: int, half: Matte8) -> YUVPlanes:
-        assert frame.yuv is not None
-        return background_blur_planes(frame.yuv, alpha, self.kernel, half)
 
 
 class DesaturateCompositor(_OpaqueCompositor):

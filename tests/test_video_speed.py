@@ -238,26 +238,6 @@ def test_planes_keep_the_subject_exactly_and_match_the_rgb_output(mode: str, ast
     assert np.abs(planes.v.astype(int) - expected.v).mean() < 1.5
 
 
-@pytest.mark.parametrize(("height", "width"), [(240, 320), (242, 318)])  # a multiple of the shrink, and not
-def test_the_blur_started_from_the_mattes_half_is_the_same(height: int, width: int, astronaut: np.ndarray) -> None:
-    from bgremove.compose import _area_shrink, background_blur_planes
-
-    planes = _planes_of(astronaut[:height, :width])
-    rng = np.random.default_rng(3)
-    matte = np.asarray(cv2_blur(rng.integers(0, 256, (height, width)).astype(np.uint8)), np.uint8)
-    half = np.asarray(_area_shrink(matte, 2), np.uint8)
-    plain = background_blur_planes(planes, matte, 45)
-    started = background_blur_planes(planes, matte, 45, half)
-    for ours, expected in zip((started.y, started.u, started.v), (plain.y, plain.u, plain.v), strict=True):
-        assert np.array_equal(ours, expected)
-
-
-def cv2_blur(pixels: np.ndarray) -> np.ndarray:
-    import cv2
-
-    return cv2.GaussianBlur(pixels, (31, 31), 8)
-
-
 def test_opaque_planes_are_made_in_the_encoders_layout_and_go_out_without_a_copy(astronaut: np.ndarray) -> None:
     from bgremove.compose import blend_uint8, make_compositor
     from bgremove.config import CompositeConfig, CompositeMode
