@@ -89,12 +89,8 @@ def blend_uint8(foreground: npt.NDArray[np.uint8], background: npt.NDArray[np.ui
     plane takes 3.7 million instructions, against 7.3 million for the sum in 16 bits rounded once
     (within 0.5, which no one sees) and 10 million for ``blend``'s ``blendLinear``. ``out``: where to
     write the result (a plane of the same shape), else a new array."""
-    mixed = cv2.multiply(foreground, alpha, scale=1 / 255) if out is None else \
-        cv2.multiply(foreground, alpha, dst=out, scale=1 / 255)
-    mixed = cv2.add(mixed, cv2.multiply(background, cv2.bitwise_not(alpha), scale=1 / 255), dst=mixed)
-    if out is not None and mixed is not out:  # (OpenCV writes into ``out`` when it fits, as here)
-        out[...] = mixed
-        return out
+    mixed = cv2.multiply(foreground, alpha, dst=out, scale=1 / 255)
+    cv2.add(mixed, cv2.multiply(background, cv2.bitwise_not(alpha), scale=1 / 255), dst=mixed)
     return np.asarray(mixed, dtype=np.uint8)
 
 

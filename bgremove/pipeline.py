@@ -314,7 +314,7 @@ def _at_most(probability: Alpha, long_side: int) -> Alpha:
 def _cut_picture(frame: Frame) -> RGBImage | Matte8:
     """What cut detection reads of a frame: its decoded luma where the model's picture is only made
     for the frames the model runs on (``Frame.make_preview``), else the model's picture."""
-    if frame.yuv is not None and frame.preview is None and frame.make_preview is not None:
+    if frame.yuv is not None and frame.make_preview is not None:
         return frame.yuv.y
     return frame.model_rgb
 

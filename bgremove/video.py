@@ -371,14 +371,19 @@ class VideoReader:
         # first read (``Frame.make_preview``), by whichever one thread reads them (the segmentation's):
         # 0.5-0.7 ms a 720p frame, which the frames the model skips do not need.
         self.preview = preview
-        self._preview_reformatter: Any = None
         self.info = info or probe_video(path)
         self._container = _open_input(path)
         self._stream = _video_stream(self._container, path)
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = decoder_threads()
         self.frames_read = 0
-        self._reformatter: Any = None
+        from av.video.reformatter import VideoReformatter
+
+        # One swscale context for the whole video: a new one per frame (what to_ndarray(format=...)
+        # does) starts and stops a pool of threads every frame, 2.4 times the CPU. The previews have
+        # their own, used in the thread that reads them rather than in the decoder's.
+        self._reformatter = VideoReformatter()
+        self._preview_reformatter = VideoReformatter()
         # The turn that shows frames upright, as probed from the first frame. Reading each frame's own
         # display matrix would make PyAV cache its side data on the frame, a reference cycle that only
         # the cyclic GC frees: hundreds of decoded frames (500 MB at 1080p) stayed alive between runs.
@@ -445,12 +450,6 @@ class VideoReader:
             )
 
     def _to_frame(self, decoded: Any, timestamp: float, duration: float) -> Frame:
-        if self._reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            # One reformatter for the whole video keeps its swscale context: a new one per frame (what
-            # to_ndarray(format=...) does) starts and stops a pool of threads every frame, 2.4 times the CPU.
-            self._reformatter = VideoReformatter()
         yuv = make_preview = None
         planes = self.keep_yuv and not self._turns and decoded.format.name == "yuv420p" \
             and decoded.width % 2 == 0 and decoded.height % 2 == 0
@@ -472,12 +471,8 @@ class VideoReader:
         return frame
 
     def _make_preview(self, decoded: Any, size: tuple[int, int]) -> RGBImage:
-        if self._preview_reformatter is None:
-            from av.video.reformatter import VideoReformatter
-
-            self._preview_reformatter = VideoReformatter()
-        return self._preview_reformatter.reformat(decoded, format="rgb24", width=size[0], height=size[1],
-                                                  interpolation="AREA", threads=1).to_ndarray()
+        return self._preview_reformatter.reformat(
+            decoded, format="rgb24", width=size[0], height=size[1], interpolation="AREA", threads=1).to_ndarray()
 
     def close(self) -> None:
         self._container.close()
