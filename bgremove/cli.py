@@ -324,6 +324,7 @@ def run() -> None:
     stopped ``-j`` run, a thread that is not a daemon and still runs after a second), it exits as
     usual: skipping multiprocessing's finalizers made its resource tracker report leaked semaphores.
     """
+    _own_stderr()
     try:
         main()
     except SystemExit as stop:
@@ -331,6 +332,24 @@ def run() -> None:
     else:  # --list-models and --fetch-models return
         code = 0
     _exit(code)
+
+
+def _own_stderr() -> None:
+    """Point ``sys.stderr`` at a descriptor of its own, a copy of 2.
+
+    MediaPipe's native log lines are hidden by pointing descriptor 2 at /dev/null while a model loads
+    (``quiet_native_stderr``), and a video's model loads in a thread while the main thread goes on
+    reporting: through descriptor 2 itself, the error line of a file that failed meanwhile (a missing
+    ``clip.mp4`` in ``bgremove clip.mp4 photo.jpg``) and the summary were lost. Only a real stderr on
+    descriptor 2 is replaced (not a test runner's buffer)."""
+    try:
+        if sys.stderr is None or sys.stderr.fileno() != 2:
+            return
+        sys.stderr.flush()
+        copy = os.dup(2)
+    except (OSError, ValueError):  # (io.UnsupportedOperation is both)
+        return
+    sys.stderr = open(copy, "w", buffering=1, encoding=sys.stderr.encoding, errors=sys.stderr.errors)  # noqa: SIM115
 
 
 # How long the command's end waits for threads that are not daemons before it leaves their stop to

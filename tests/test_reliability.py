@@ -259,6 +259,7 @@ def test_a_video_with_zero_frames(tmp_path: Path, good: Path, extension: str) ->
     with av.open(str(empty), "w") as container:  # a video stream, and not one frame in it
         stream = container.add_stream("libx264", rate=24)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()  # (PyAV 18 writes no file at all where no packet is muxed)
         for packet in stream.encode(None):
             container.mux(packet)
     before = _hashes(tmp_path)
@@ -268,3 +269,16 @@ def test_a_video_with_zero_frames(tmp_path: Path, good: Path, extension: str) ->
     assert len(errors) == 1 and empty.name in errors[0] and "Traceback" not in completed.stderr
     assert not list(tmp_path.glob("zero_nobg*")) and _leftovers(tmp_path) == []
     assert all(_hashes(tmp_path)[path] == digest for path, digest in before.items())
+
+
+def test_an_error_is_reported_while_the_video_model_loads(tmp_path: Path, good: Path) -> None:
+    """A video's model loads in a thread while the main thread goes on, and MediaPipe's native log lines are
+    hidden meanwhile by pointing descriptor 2 at /dev/null: the report of an input that failed then (here a
+    missing video, whose name starts the model loading) must still reach stderr, and so must the summary."""
+    missing = tmp_path / "missing.mp4"
+    completed = _bgremove(missing, good, "--blur", "9")
+    assert completed.returncode == 1
+    lines = completed.stderr.splitlines()
+    assert f"bgremove: error: {missing}: no such file" in lines
+    assert any(line.startswith("bgremove: 1 done, 0 skipped, 1 failed") for line in lines)
+    assert (tmp_path / "good_nobg.jpg").is_file()
