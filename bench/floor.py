@@ -83,11 +83,11 @@ def images(source: Path, target: Path, fmt: str) -> None:
     extension = ".png" if fmt == "PNG" else ".jpg"
     count = 0
     for path in sorted(source.glob("*.jpg")):
-        frame, _ = read_image(path)
+        frame, info = read_image(path)
         pixels = frame.rgb
         if fmt == "PNG":
             pixels = np.dstack([pixels, np.full(pixels.shape[:2], 255, dtype=np.uint8)])
-        write_image(target / f"{path.stem}_nobg{extension}", pixels, fmt)
+        write_image(target / f"{path.stem}_nobg{extension}", pixels, fmt, subsampling=info.subsampling)
         count += 1
     print(f"floor: {count} images", file=sys.stderr)
 

@@ -62,6 +62,23 @@ class ImageInfo:
     format: str  # Pillow's format name: JPEG, PNG, ...
     width: int
     height: int
+    # a colour JPEG's chroma subsampling, "4:4:4" or "4:2:0"; None for any other image
+    subsampling: str | None = None
+
+
+# Pillow's ``JpegImagePlugin.get_sampling`` codes of the layouts that a quarter turn leaves as they are
+# (4:2:2 turned upright by its EXIF orientation would be 4:4:0)
+_SUBSAMPLING_NAMES = {0: "4:4:4", 2: "4:2:0"}
+
+
+def _subsampling(image: PILImage.Image) -> str | None:
+    """The chroma subsampling of an opened colour JPEG, 4:4:4 or 4:2:0; None for other images and
+    other layouts."""
+    if image.format not in ("JPEG", "MPO") or image.mode != "RGB":
+        return None
+    from PIL import JpegImagePlugin
+
+    return _SUBSAMPLING_NAMES.get(JpegImagePlugin.get_sampling(image))
 
 
 def _reason(error: BaseException) -> str:
@@ -78,7 +95,8 @@ def probe_image(path: Path) -> ImageInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                return ImageInfo(path=path, format=image.format or "", width=image.width, height=image.height)
+                return ImageInfo(path=path, format=image.format or "", width=image.width, height=image.height,
+                                 subsampling=_subsampling(image))
     except UnidentifiedImageError:
         raise UnsupportedMedia(f"{path}: not an image bgremove can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as error:
@@ -119,7 +137,7 @@ def read_image(path: Path) -> tuple[Frame, ImageInfo]:
     """
     info = probe_image(path)
     frame = _decode(path, path)
-    return frame, ImageInfo(path, info.format, frame.width, frame.height)
+    return frame, ImageInfo(path, info.format, frame.width, frame.height, info.subsampling)
 
 
 def decode_image(data: bytes, name: str = "<stdin>") -> tuple[Frame, ImageInfo]:
@@ -132,7 +150,7 @@ def decode_image(data: bytes, name: str = "<stdin>") -> tuple[Frame, ImageInfo]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                fmt = image.format or ""
+                fmt, subsampling = image.format or "", _subsampling(image)
     except UnidentifiedImageError:
         raise UnsupportedMedia(f"{name}: not an image bgremove can read (unknown or corrupt format)") from None
     except Image.DecompressionBombError as error:
@@ -140,7 +158,7 @@ def decode_image(data: bytes, name: str = "<stdin>") -> tuple[Frame, ImageInfo]:
     except OSError as error:
         raise UnsupportedMedia(f"{name}: cannot read: {_reason(error)}") from None
     frame = _decode(io.BytesIO(data), name)
-    return frame, ImageInfo(Path(name), fmt, frame.width, frame.height)
+    return frame, ImageInfo(Path(name), fmt, frame.width, frame.height, subsampling)
 
 
 def _decode(source: Path | io.BytesIO, name: object) -> Frame:
@@ -462,13 +480,21 @@ def _encode_png(pixels: npt.NDArray[np.uint8]) -> bytes:
     return b"".join(parts)
 
 
-def _full_chroma(jpeg_quality: int) -> bool:
-    """Whether a JPEG at this quality keeps its colour at full resolution (4:4:4, for the sharp colour
-    edge where a subject meets its new background) rather than halved both ways (4:2:0)."""
+def _full_chroma(jpeg_quality: int, subsampling: str | None = None) -> bool:
+    """Whether a JPEG keeps its colour at full resolution (4:4:4) rather than halved both ways (4:2:0).
+
+    A JPEG input's own layout stands (``subsampling``, from ``ImageInfo``): nearly every camera and
+    phone writes 4:2:0, so its colour never had more detail than 4:2:0 holds, and that output takes
+    half the encoding time of 4:4:4 (a 12 MP photo at quality 95: 46 against 91 ms) for files 17%
+    smaller. Other inputs get 4:4:4 at quality 90 and above, for the sharp colour edge where a
+    subject meets its new background.
+    """
+    if subsampling is not None:
+        return subsampling == "4:4:4"
     return jpeg_quality >= 90
 
 
-def _encode_jpeg(pixels: npt.NDArray[np.uint8], quality: int) -> bytes | None:
+def _encode_jpeg(pixels: npt.NDArray[np.uint8], quality: int, subsampling: str | None = None) -> bytes | None:
     """JPEG bytes of 8-bit RGB or gray pixels, encoded by OpenCV, or None for anything else (Pillow
     then encodes it, or says why it cannot: an RGBA JPEG).
 
@@ -484,7 +510,8 @@ def _encode_jpeg(pixels: npt.NDArray[np.uint8], quality: int) -> bytes | None:
     if pixels.dtype != np.uint8 or not (rgb or (pixels.ndim == 2 and _full_chroma(quality))):
         return None
     picture = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR) if rgb else np.ascontiguousarray(pixels)
-    sampling = cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if _full_chroma(quality) else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420
+    sampling = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444 if _full_chroma(quality, subsampling)
+                else cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420)
     ok, encoded = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, int(quality),
                                                  cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])
     if not ok:
@@ -492,38 +519,41 @@ def _encode_jpeg(pixels: npt.NDArray[np.uint8], quality: int) -> bytes | None:
     return encoded.tobytes()
 
 
-def _encode_whole(pixels: npt.NDArray[np.uint8], fmt: str, jpeg_quality: int) -> bytes | None:
+def _encode_whole(pixels: npt.NDArray[np.uint8], fmt: str, jpeg_quality: int, subsampling: str | None) -> bytes | None:
     """The file's bytes where bgremove encodes ``fmt`` itself, whole and without the GIL (PNG, and JPEG
     of RGB or gray pixels); None where Pillow encodes it."""
     if fmt == "PNG":
         return _encode_png(pixels)
-    return _encode_jpeg(pixels, jpeg_quality) if fmt == "JPEG" else None
+    return _encode_jpeg(pixels, jpeg_quality, subsampling) if fmt == "JPEG" else None
 
 
-def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> None:
-    """Write RGB, RGBA or gray pixels atomically as ``fmt``.
+def write_image(path: Path, pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95,
+                subsampling: str | None = None) -> None:
+    """Write RGB, RGBA or gray pixels atomically as ``fmt``. ``subsampling``: the JPEG input's own
+    (``ImageInfo.subsampling``), which a JPEG output keeps (see ``_full_chroma``).
 
     PNG and JPEG are encoded whole without the GIL held (``_encode_whole``), then written. Pillow
     encodes the other formats straight into the file, where its encoders release the GIL (into a
     ``BytesIO`` some hold it throughout, and in a batch the other threads would wait that long).
     """
-    encoded = _encode_whole(pixels, fmt, jpeg_quality)
+    encoded = _encode_whole(pixels, fmt, jpeg_quality, subsampling)
     if encoded is not None:
         with atomic_output(path) as temporary:
             temporary.write_bytes(encoded)
         return
-    image, options = _pillow_image(pixels, fmt, jpeg_quality)
+    image, options = _pillow_image(pixels, fmt, jpeg_quality, subsampling)
     with atomic_output(path) as temporary, temporary.open("wb") as file:
         image.save(file, format=fmt, **options)
 
 
-def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95) -> bytes:
+def encode_image(pixels: npt.NDArray[np.uint8], fmt: str, *, jpeg_quality: int = 95,
+                 subsampling: str | None = None) -> bytes:
     """The bytes of ``pixels`` as an image file in ``fmt`` (what ``write_image`` writes, and what goes
     down a pipe)."""
-    encoded = _encode_whole(pixels, fmt, jpeg_quality)
+    encoded = _encode_whole(pixels, fmt, jpeg_quality, subsampling)
     if encoded is not None:
         return encoded
-    image, options = _pillow_image(pixels, fmt, jpeg_quality)
+    image, options = _pillow_image(pixels, fmt, jpeg_quality, subsampling)
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
@@ -538,7 +568,7 @@ _WEBP_METHOD = 2
 
 
 def _pillow_image(
-    pixels: npt.NDArray[np.uint8], fmt: str, jpeg_quality: int
+    pixels: npt.NDArray[np.uint8], fmt: str, jpeg_quality: int, subsampling: str | None = None
 ) -> tuple[PILImage.Image, dict[str, object]]:
     """The Pillow image to save as ``fmt`` (not PNG: see ``_encode_png``), and the options to save it with."""
     from PIL import Image
@@ -546,7 +576,7 @@ def _pillow_image(
     image = Image.fromarray(np.ascontiguousarray(pixels))
     options: dict[str, object] = {}
     if fmt == "JPEG":
-        options = {"quality": jpeg_quality, "subsampling": 0 if _full_chroma(jpeg_quality) else 2}
+        options = {"quality": jpeg_quality, "subsampling": 0 if _full_chroma(jpeg_quality, subsampling) else 2}
     elif fmt == "WEBP":
         options = {"quality": 90, "method": _WEBP_METHOD}
     elif fmt == "GIF":

@@ -458,7 +458,7 @@ class Job:
     """One input and where its output goes; ``error`` set when it cannot be planned.
 
     ``format`` is the Pillow format name for an image, the ``--format`` name (mp4, webm, mov) for a
-    video; ``video`` holds what probing the video found.
+    video; ``image`` and ``video`` hold what probing the file found.
     """
 
     input: InputFile
@@ -467,6 +467,7 @@ class Job:
     error: BgRemoveError | None = None
     kind: str = "image"  # or "video"
     video: VideoInfo | None = None
+    image: ImageInfo | None = None
 
 
 @dataclass
@@ -503,6 +504,7 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
         try:
             info = probe_media(job_input.path)
             if isinstance(info, ImageInfo):
+                job.image = info
                 if config.format is None and config.video_format is not None:
                     raise OutputError(f"{job_input.path}: is an image and --format {config.video_format} is a "
                                       "video format; add --format png, jpg or webp for images")
@@ -618,7 +620,8 @@ def read_job_image(job: Job, config: OutputConfig) -> Frame:
 def write_job_image(job: Job, config: OutputConfig, pixels: Pixels, started: float) -> FileResult:
     """The last third of ``process_file`` for an image: encode and write ``pixels`` atomically."""
     assert job.output is not None and job.format is not None
-    write_image(job.output, pixels, job.format, jpeg_quality=config.jpeg_quality)
+    write_image(job.output, pixels, job.format, jpeg_quality=config.jpeg_quality,
+                subsampling=job.image.subsampling if job.image is not None else None)
     return FileResult(job.input.path, job.output, "done", seconds=time.perf_counter() - started, frames=1)
 
 

@@ -47,4 +47,4 @@ def process_bytes(pipeline: Pipeline, data: bytes, config: OutputConfig,
                           "add --format png, jpg or webp for images")
     fmt = output_format(pipeline.composite_config.mode, info.format, config.format)
     pixels = pipeline.process_frame(frame)
-    return encode_image(pixels, fmt, jpeg_quality=config.jpeg_quality), fmt
+    return encode_image(pixels, fmt, jpeg_quality=config.jpeg_quality, subsampling=info.subsampling), fmt

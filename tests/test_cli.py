@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -49,6 +50,30 @@ def test_bg_image_puts_the_person_in_front_of_the_stars(astronaut_jpg: Path, sta
     background = ~person & (np.abs(astronaut.astype(int) - stars.astype(int)).sum(axis=2) > 60)
     assert np.abs(output[background].astype(int) - stars[background].astype(int)).mean() < 12
     assert np.abs(output[person].astype(int) - astronaut[person].astype(int)).mean() < 12
+
+
+@pytest.mark.parametrize(("name", "options", "code"), [
+    ("phone.jpg", {"quality": 95}, 2),  # 4:2:0, as cameras and phones write: kept
+    ("full.jpg", {"quality": 95, "subsampling": 0}, 0),  # 4:4:4: kept
+    ("drawing.png", {}, 0),  # not a JPEG: full colour at quality 95
+])
+def test_a_jpeg_output_keeps_the_chroma_layout_of_a_jpeg_input(tmp_path: Path, astronaut, run, name: str,
+                                                               options: dict, code: int) -> None:
+    from PIL import Image, JpegImagePlugin
+
+    from bgremove.config import CompositeConfig, CompositeMode, OutputConfig
+    from bgremove.pipeline import Pipeline
+    from bgremove.stdio import process_bytes
+
+    source = save(astronaut, tmp_path / name, **options)
+    result = run(source, "--bg-color", "green", "--format", "jpg", "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    with Image.open(tmp_path / "out" / f"{source.stem}_nobg.jpg") as written:
+        assert JpegImagePlugin.get_sampling(written) == code
+    with Pipeline(composite=CompositeConfig(CompositeMode.COLOR, color=(0, 255, 0))) as pipeline:  # stdin's way
+        piped, fmt = process_bytes(pipeline, source.read_bytes(), OutputConfig(format="JPEG"))
+    with Image.open(io.BytesIO(piped)) as written:
+        assert fmt == "JPEG" and JpegImagePlugin.get_sampling(written) == code
 
 
 def test_bg_color_forms_agree(astronaut_jpg: Path, run) -> None:

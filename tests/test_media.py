@@ -24,6 +24,7 @@ from bgremove.media import (
     output_extension,
     output_format,
     output_path,
+    probe_image,
     read_image,
     remove_stale_temporaries,
     write_image,
@@ -226,6 +227,40 @@ def test_jpeg_bytes_are_pillows_bytes(astronaut: np.ndarray, quality: int, gray:
     image.save(expected, format="JPEG", **options)
     assert encode_image(pixels, "JPEG", jpeg_quality=quality) == expected.getvalue()
     assert options["subsampling"] == (0 if quality >= 90 else 2)
+
+
+@pytest.mark.parametrize(("options", "expected"), [
+    ({"format": "JPEG", "quality": 95}, "4:2:0"),  # Pillow's default, and nearly every camera's
+    ({"format": "JPEG", "quality": 95, "subsampling": 0}, "4:4:4"),
+    ({"format": "JPEG", "quality": 95, "subsampling": 1}, None),  # 4:2:2, which a quarter turn makes 4:4:0
+    ({"format": "PNG"}, None),
+])
+def test_reading_reports_a_colour_jpegs_chroma_layout(tmp_path: Path, astronaut: np.ndarray, options: dict,
+                                                      expected: str | None) -> None:
+    path = save(astronaut, tmp_path / "input", **options)
+    assert probe_image(path).subsampling == expected
+    assert read_image(path)[1].subsampling == expected
+    assert decode_image(path.read_bytes())[1].subsampling == expected
+    gray = save(np.ascontiguousarray(astronaut[..., 0]), tmp_path / "gray.jpg", quality=95)
+    assert probe_image(gray).subsampling is None
+
+
+@pytest.mark.parametrize(("subsampling", "quality", "code"), [
+    ("4:2:0", 95, 2), ("4:4:4", 95, 0), (None, 95, 0), ("4:4:4", 80, 0), (None, 80, 2),
+])
+def test_a_jpeg_output_keeps_the_jpeg_inputs_chroma_layout(astronaut: np.ndarray, subsampling: str | None,
+                                                           quality: int, code: int) -> None:
+    """A JPEG input's own layout stands whatever the quality; other inputs get 4:4:4 at 90 and over. OpenCV still
+    writes Pillow's bytes."""
+    from PIL import Image, JpegImagePlugin
+
+    encoded = encode_image(astronaut, "JPEG", jpeg_quality=quality, subsampling=subsampling)
+    image, options = _pillow_image(astronaut, "JPEG", quality, subsampling)
+    expected = io.BytesIO()
+    image.save(expected, format="JPEG", **options)
+    assert encoded == expected.getvalue()
+    with Image.open(io.BytesIO(encoded)) as written:
+        assert JpegImagePlugin.get_sampling(written) == code
 
 
 @pytest.mark.parametrize("fmt, quality", [("JPEG", 95), ("JPEG", 80), ("WEBP", 95), ("GIF", 95)])
