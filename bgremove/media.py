@@ -10,6 +10,7 @@ import contextlib
 import functools
 import glob
 import io
+import logging
 import os
 import re
 import socket
@@ -29,6 +30,8 @@ from .types import Frame, RGBImage
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pnm"}
@@ -174,6 +177,11 @@ def _decode(source: Path | io.BytesIO, name: object) -> Frame:
                 decoded = _decode_still_webp(opened, source)
                 if decoded is not None:
                     return Frame(rgb=decoded[0], alpha=decoded[1])
+                if getattr(opened, "is_animated", False) and opened.format != "MPO":
+                    # (an MPO's further pictures are the same shot's preview or depth map, not frames)
+                    logger.warning("%s: an animated %s of %d frames; only its first frame is processed "
+                                   "(to process them all, convert it to a video, e.g. mp4)",
+                                   name, opened.format, opened.n_frames)
                 opened.load()
                 # in place: the default copies the whole picture even when it needs no turn
                 ImageOps.exif_transpose(opened, in_place=True)

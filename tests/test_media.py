@@ -483,6 +483,26 @@ def test_turned_and_animated_webps_are_left_to_pillow(astronaut: np.ndarray, ori
         assert frame.rgb.shape == (200, 120, 3)
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_an_animated_image_says_only_its_first_frame_is_processed(tmp_path: Path, astronaut: np.ndarray, fmt: str,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from PIL import Image
+
+    frames = [Image.fromarray(np.roll(astronaut, 40 * index, axis=1)) for index in range(3)]
+    animated, still = tmp_path / f"moving.{fmt.lower()}", tmp_path / f"still.{fmt.lower()}"
+    frames[0].save(animated, format=fmt, save_all=True, append_images=frames[1:], duration=100)
+    frames[0].save(still, format=fmt)
+    with caplog.at_level("WARNING", logger="bgremove"):
+        frame, _ = read_image(animated)
+        assert [record.getMessage() for record in caplog.records] == [
+            f"{animated}: an animated {fmt} of 3 frames; only its first frame is processed "
+            "(to process them all, convert it to a video, e.g. mp4)"]
+        caplog.clear()
+        first, _ = read_image(still)
+        assert caplog.records == []
+    assert np.abs(frame.rgb.astype(int) - first.rgb).mean() < 3  # the first frame
+
+
 @pytest.mark.parametrize("fraction", [0.3, 0.9, 0.999])
 def test_a_webp_cut_short_is_refused(astronaut: np.ndarray, fraction: float, tmp_path: Path) -> None:
     data = _webp(astronaut)
