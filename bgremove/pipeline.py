@@ -458,7 +458,8 @@ class Job:
     """One input and where its output goes; ``error`` set when it cannot be planned.
 
     ``format`` is the Pillow format name for an image, the ``--format`` name (mp4, webm, mov) for a
-    video; ``image`` and ``video`` hold what probing the file found.
+    video; ``video`` holds what probing the video found, ``image`` what reading the image found (its
+    JPEG chroma layout, which a JPEG output keeps).
     """
 
     input: InputFile
@@ -504,7 +505,6 @@ def plan_jobs(inputs: Sequence[InputFile], mode: CompositeMode, config: OutputCo
         try:
             info = probe_media(job_input.path)
             if isinstance(info, ImageInfo):
-                job.image = info
                 if config.format is None and config.video_format is not None:
                     raise OutputError(f"{job_input.path}: is an image and --format {config.video_format} is a "
                                       "video format; add --format png, jpg or webp for images")
@@ -611,9 +611,10 @@ def check_job(job: Job, config: OutputConfig) -> None:
 
 
 def read_job_image(job: Job, config: OutputConfig) -> Frame:
-    """The first third of ``process_file`` for an image: its checks, then its pixels."""
+    """The first third of ``process_file`` for an image: its checks, then its pixels (and ``job.image``,
+    for ``write_job_image``)."""
     check_job(job, config)
-    frame, _ = read_image(job.input.path)
+    frame, job.image = read_image(job.input.path)
     return frame
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import CompositeConfig, MaskConfig, OutputConfig, SegmenterConfig
 from .errors import BgRemoveError, UsageProblem
-from .media import InputFile, probe_image
+from .media import InputFile
 from .pipeline import FileResult, Job, Pipeline, plan_jobs
 
 logger = logging.getLogger(__name__)
@@ -247,13 +247,11 @@ def _job(batch: dict[str, Any], index: int) -> Job:
     root = str(batch["root"][index])
     job = Job(InputFile(path, Path(root) if root else None), output=Path(str(batch["output"][index])),
               format=str(batch["format"][index]), kind=str(batch["kind"][index]))
-    try:
-        if job.kind == "video":
-            from .video import probe_video
+    if job.kind == "video":
+        from .video import probe_video
 
+        try:
             job.video = probe_video(path)
-        else:  # (a JPEG output keeps a JPEG input's chroma layout)
-            job.image = probe_image(path)
-    except BgRemoveError as error:
-        job.error = error
+        except BgRemoveError as error:
+            job.error = error
     return job
