@@ -256,6 +256,43 @@ def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ..
     return result
 
 
+# The distance transform's steps (OpenCV's 3 x 3 mask for DIST_L2): a step along a row or column
+# costs this much, a diagonal one more, so a path of length d crosses at most d / _STEP pixels.
+_STEP = 0.955
+
+
+def _near_outline(hard: npt.NDArray[np.uint8], edge: npt.NDArray[np.uint8], band: int) -> npt.NDArray[np.uint8]:
+    """1 where a pixel of ``hard`` (0 or 1) lies within ``band`` of the other side, 0 elsewhere: the
+    pixels where ``distanceTransform(hard) <= band`` and ``distanceTransform(1 - hard) <= band``
+    (``DIST_L2``, mask 3), computed on the tiles that hold the outline only.
+
+    ``edge`` marks the pixels on both sides of the outline (a morphological gradient of ``hard``).
+    The pixel of the other side nearest to a pixel is on the outline, and the transform's shortest
+    path to it runs within ``band / _STEP`` pixels of it: so each tile holding an outline pixel, taken
+    with that margin and a pixel more around it, finds every pixel near its outline pixels, at the
+    same distances as over the whole picture (a test checks the masks are equal). The outline lies
+    in a fifth of its window's tiles or less: two transforms over a 12 MP photo's 2048 px working
+    window took 16-45 ms, these 5-16.
+    """
+    height, width = hard.shape
+    tile, reach = _TILE, int(np.ceil(band / _STEP)) + 1
+    down, across = -(-height // tile), -(-width // tile)
+    padded = np.zeros((down * tile, across * tile), np.uint8)
+    padded[:height, :width] = edge
+    holds = padded.reshape(down, tile, across, tile).max(axis=(1, 3))
+    near = np.zeros((height, width), np.uint8)
+    for tile_row, tile_column in np.argwhere(holds):
+        top, left = max(0, tile_row * tile - reach), max(0, tile_column * tile - reach)
+        bottom, right = min(height, (tile_row + 1) * tile + reach), min(width, (tile_column + 1) * tile + reach)
+        part = hard[top:bottom, left:right]
+        depth_in = cv2.distanceTransform(part, cv2.DIST_L2, 3)
+        depth_out = cv2.distanceTransform(1 - part, cv2.DIST_L2, 3)
+        # (on each side one of the two is 0)
+        found = near[top:bottom, left:right]
+        found |= ((depth_in <= band) & (depth_out <= band)).view(np.uint8)
+    return near
+
+
 def _guided_filter_at(guide: npt.NDArray[np.uint8], values: npt.NDArray[np.float32], rows: npt.NDArray[np.int32],
                       columns: npt.NDArray[np.int32], radius: int, eps: float) -> npt.NDArray[np.float32]:
     """``cv2.ximgproc.guidedFilter(guide, values, radius, eps)`` at the pixels (``rows``, ``columns``)
@@ -386,11 +423,9 @@ def refine_edges(
     window_rgb = rgb[window_rows, window_columns]
     local = probability[window_rows, window_columns]
     hard = inside[window_rows, window_columns]
-    depth_in = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
-    depth_out = cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3)
-    sure_fg = (depth_in > band).astype(np.float32)
-    sure_bg = (depth_out > band).astype(np.float32)
-    uncertain = (depth_in <= band) & (depth_out <= band)
+    uncertain = _near_outline(hard, edge[window_rows, window_columns], band)
+    sure_fg = np.asarray(cv2.subtract(hard, uncertain), dtype=np.float32)
+    sure_bg = np.asarray(cv2.subtract(1 - hard, uncertain), dtype=np.float32)
     # colour statistics come from box filters over the window; the likelihoods are needed only on
     # the band's pixels, a tenth of the window or less
     band_rows, band_columns = nonzero_positions(uncertain)

@@ -217,6 +217,40 @@ def test_mean_field_at_some_pixels_matches_the_rounds_over_the_whole_picture(den
         assert np.abs(short - whole[rows, columns]).max() > 1e-3
 
 
+def test_the_band_along_the_outline_on_tiles_matches_distance_transforms_over_the_whole_picture() -> None:
+    import cv2
+
+    from bgremove import refine
+
+    # real outlines: full-body people and their bags and hair, at twice their size as on a working copy
+    folder = data_folder("fullbody_ccp")
+    for path in sorted((folder / "masks_person").iterdir())[:40:8]:
+        mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+        hard = (cv2.resize(mask, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR) > 127).astype(np.uint8)
+        edge = cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        for band in (2, 5, 10, 31):
+            near = refine._near_outline(hard, edge, band)
+            depth_in = cv2.distanceTransform(hard, cv2.DIST_L2, 3)
+            depth_out = cv2.distanceTransform(1 - hard, cv2.DIST_L2, 3)
+            whole = (depth_in <= band) & (depth_out <= band)
+            assert near.dtype == np.uint8 and np.array_equal(near > 0, whole), (path.name, band)
+
+
+def test_the_band_on_tiles_needs_its_margin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cv2
+
+    from bgremove import refine
+
+    # a disc whose outline keeps to the right of the tiles' boundary at 64 (its left end is at 66):
+    # the band outside it reaches into the tiles on the left, which hold no outline
+    yy, xx = np.mgrid[:300, :300]
+    hard = (np.hypot(yy - 150, xx - 136) < 70).astype(np.uint8)
+    edge = cv2.morphologyEx(hard, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    whole = refine._near_outline(hard, edge, 12)
+    monkeypatch.setattr(refine, "_STEP", 4.0)  # a margin of 4 pixels for a band of 12
+    assert not np.array_equal(refine._near_outline(hard, edge, 12), whole)
+
+
 def test_refine_edges_moves_the_outline_onto_the_colour_edge() -> None:
     rgb, probability = _coarse_edge_case()
     refined = refine_edges(rgb, probability, scale=6.0)
