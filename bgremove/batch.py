@@ -344,6 +344,10 @@ def _start_worker(pipeline_options: dict[str, Any], config: OutputConfig, thread
     try:
         import cv2
 
+        from .native_logs import hide_native_logs
+
+        hide_native_logs()  # a worker is bgremove's own process, as the command's
+
         cv2.setNumThreads(threads)
         options = dict(pipeline_options)
         segmenter: SegmenterConfig = options.get("segmenter") or SegmenterConfig()

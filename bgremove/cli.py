@@ -325,6 +325,7 @@ def run() -> None:
     usual: skipping multiprocessing's finalizers made its resource tracker report leaked semaphores.
     """
     _own_stderr()
+    _hide_native_logs()
     try:
         main()
     except SystemExit as stop:
@@ -332,6 +333,13 @@ def run() -> None:
     else:  # --list-models and --fetch-models return
         code = 0
     _exit(code)
+
+
+def _hide_native_logs() -> None:
+    """MediaPipe's native log lines are hidden in the command's process (see ``quiet_native_stderr``)."""
+    from .native_logs import hide_native_logs
+
+    hide_native_logs()
 
 
 def _own_stderr() -> None:

@@ -206,6 +206,9 @@ class SegmentBatch:
                  log_level: int = logging.WARNING) -> None:
         import cv2
 
+        from .native_logs import hide_native_logs
+
+        hide_native_logs()  # an actor's process runs this class only
         logging.getLogger("bgremove").setLevel(log_level)
         cv2.setNumThreads(threads)
         options = dict(pipeline_options)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -269,6 +270,42 @@ def test_a_video_with_zero_frames(tmp_path: Path, good: Path, extension: str) ->
     assert len(errors) == 1 and empty.name in errors[0] and "Traceback" not in completed.stderr
     assert not list(tmp_path.glob("zero_nobg*")) and _leftovers(tmp_path) == []
     assert all(_hashes(tmp_path)[path] == digest for path, digest in before.items())
+
+
+_WRITER_WHILE_LOADING = """
+import os, sys, threading
+from bgremove import Pipeline
+from bgremove.types import Frame
+import numpy as np
+
+written, stop = [], threading.Event()
+def write():
+    while not stop.is_set():
+        line = f"line {len(written)}\\n".encode()
+        os.write(2, line)
+        written.append(line)
+        stop.wait(0.0005)
+writer = threading.Thread(target=write)
+writer.start()
+with Pipeline() as pipeline:
+    pipeline.open()  # the model loads while the other thread writes
+    pipeline.matte(Frame(rgb=np.zeros((64, 64, 3), np.uint8)))  # and the first inference
+stop.set()
+writer.join()
+print(len(written))
+"""
+
+
+def test_a_program_using_the_library_keeps_what_its_threads_write_to_stderr() -> None:
+    """The library does not point descriptor 2 at /dev/null to hide MediaPipe's log lines (only the command,
+    its workers and its Ray actors do): a program's other threads write there meanwhile."""
+    environment = {**os.environ, "BGREMOVE_MODEL_DIR": str(model_file("selfie_segmenter.tflite").parent)}
+    completed = subprocess.run([sys.executable, "-c", _WRITER_WHILE_LOADING], capture_output=True, text=True,
+                               env=environment, timeout=120, check=True)
+    count = int(completed.stdout.strip())
+    # (each line is one write; MediaPipe's own lines may be written in parts around it)
+    received = [int(number) for number in re.findall(r"line (\d+)\n", completed.stderr)]
+    assert count > 10 and received == list(range(count))
 
 
 def test_an_error_is_reported_while_the_video_model_loads(tmp_path: Path, good: Path) -> None:

@@ -8,9 +8,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ import numpy as np
 from ..config import SegmenterConfig
 from ..errors import ModelUnavailable
 from ..models import ModelSpec
+from ..native_logs import quiet_native_stderr
 from ..types import Frame, Segmentation
 from . import shrink_for_model
 
@@ -28,32 +27,6 @@ logger = logging.getLogger(__name__)
 # sees them: it resizes to the network's input anyway, and a smaller frame saves that work and the
 # full-resolution float32 masks it would otherwise return.
 _CUSTOM_MODEL_LONG_SIDE = 512
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Hide what TFLite and MediaPipe's C++ code writes straight to file descriptor 2.
-
-    Their INFO/W0000 lines ("Created TensorFlow Lite XNNPACK delegate", "Feedback manager requires")
-    ignore Python's logging and the GLOG/TF environment variables, so the descriptor is pointed at
-    /dev/null for the duration. Shown when the ``bgremove`` logger is at DEBUG (the CLI's ``-v``).
-    """
-    if logging.getLogger("bgremove").isEnabledFor(logging.DEBUG):
-        yield
-        return
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 class _LazyFinder(importlib.abc.MetaPathFinder):
