@@ -440,13 +440,16 @@ def refine_edges(
         bg_distance / (2 * bg_variance) - fg_distance / (2 * fg_variance) + 1.5 * np.log(bg_variance / fg_variance)
     )
     usable = (fg_share > 0.02) & (bg_share > 0.02)
-    unary = _logit(local)
-    unary[band_rows[usable], band_columns[usable]] += strength * np.clip(log_ratio[usable], -30, 30)
+    # the colour's evidence, added to the model's log-odds where the mean field reads them
+    evidence = np.zeros(local.shape, np.float32)
+    evidence[band_rows[usable], band_columns[usable]] = strength * np.clip(log_ratio[usable], -30, 30)
     # the mean field runs on the tiles that hold the band (a fifth of the window's or less), and only
-    # the band's pixels take its result
-    decided = local.copy()
+    # the band's pixels take its result, straight into the refined copy's window
+    refined = probability.copy()
+    decided = refined[window_rows, window_columns]
     decided[band_rows, band_columns] = _sigmoid(-_at_pixels(
-        lambda tile: _mean_field(tile, smoothing), (unary,), band_rows, band_columns, smoothing))
+        lambda tile, tile_evidence: _mean_field(_logit(tile) + tile_evidence, smoothing), (local, evidence),
+        band_rows, band_columns, smoothing))
     if matte_radius > 0:
         # a guided filter makes alpha a local linear function of colour: pixels where hair or an
         # edge mixes with the background get fractional alpha instead of a hard step
@@ -454,8 +457,6 @@ def refine_edges(
         guide = cv2.cvtColor(np.ascontiguousarray(window_rgb), cv2.COLOR_RGB2GRAY)
         matted = _guided_filter_at(guide, decided, band_rows, band_columns, matte_radius, matte_eps * 255.0**2)
         decided[band_rows, band_columns] = np.clip(matted, 0.0, 1.0)
-    refined = probability.copy()
-    refined[window_rows, window_columns] = decided
     return refined
 
 
