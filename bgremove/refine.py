@@ -61,6 +61,10 @@ class Box(NamedTuple):
     def slices(self) -> tuple[slice, slice]:
         return slice(self.top, self.bottom), slice(self.left, self.right)
 
+    def within(self, outer: Box) -> Box:
+        """This rectangle in the coordinates of ``outer``'s pixels (``outer`` holds it)."""
+        return Box(self.left - outer.left, self.top - outer.top, self.right - outer.left, self.bottom - outer.top)
+
 
 # Model-resolution probability to ``width`` x ``height`` (bilinear; area when shrinking): the mask's own resize.
 upsample = resize_alpha
@@ -174,20 +178,17 @@ def zoomed_probability(
     crop, which sets how far the edge step may move the outline.
     """
     height, width = rgb.shape[:2]
-    total = np.zeros((height, width), np.float32)
-    weight = np.zeros((height, width), np.float32)
+    parts: list[tuple[Box, Alpha]] = []  # each pass and where it goes
     scale = 1.0
     for index, box in enumerate(boxes):
-        rows, columns = box.slices()
         if whole is not None and box == Box(0, 0, width, height):  # the first pass already saw this
             crop, crop_scale = whole
             if config.flip:
                 mirrored, _ = model_pass(probe, _mirror(rgb), flip=False)
                 crop = (crop + mirrored[:, ::-1]) * np.float32(0.5)
         else:
-            crop, crop_scale = model_pass(probe, np.ascontiguousarray(rgb[rows, columns]), flip=config.flip)
-        total[rows, columns] += crop
-        weight[rows, columns] += 1.0
+            crop, crop_scale = model_pass(probe, np.ascontiguousarray(rgb[box.slices()]), flip=config.flip)
+        parts.append((box, crop))
         if index == 0:
             scale = crop_scale
         if config.tiles and box.height > 1.6 * box.width:
@@ -195,13 +196,24 @@ def zoomed_probability(
             upper = Box(box.left, box.top, box.right, box.top + cut)
             lower = Box(box.left, box.bottom - cut, box.right, box.bottom)
             for tile in (upper, lower):
-                tile_rows, tile_columns = tile.slices()
-                part, _ = model_pass(probe, np.ascontiguousarray(rgb[tile_rows, tile_columns]), flip=config.flip)
-                total[tile_rows, tile_columns] += part
-                weight[tile_rows, tile_columns] += 1.0
-    # (one masked divide: boolean indexing three times took 12 against 5 ms at 2048 x 1536)
+                part, _ = model_pass(probe, np.ascontiguousarray(rgb[tile.slices()]), flip=config.flip)
+                parts.append((tile, part))
     probability = base.copy()
-    np.divide(total, weight, out=probability, where=weight > 0)
+    if len(parts) == 1:  # (most photos: the crops' boxes came out the same) pasted as it is
+        box, crop = parts[0]
+        probability[box.slices()] = crop
+        return probability, scale
+    # the passes summed over their union only, then one masked divide (boolean indexing three times
+    # took 12 against 5 ms at 2048 x 1536)
+    union = Box(min(box.left for box, _ in parts), min(box.top for box, _ in parts),
+                max(box.right for box, _ in parts), max(box.bottom for box, _ in parts))
+    total = np.zeros((union.height, union.width), np.float32)
+    weight = np.zeros((union.height, union.width), np.float32)
+    for box, crop in parts:
+        rows, columns = box.within(union).slices()
+        total[rows, columns] += crop
+        weight[rows, columns] += 1.0
+    np.divide(total, weight, out=probability[union.slices()], where=weight > 0)
     return probability, scale
 
 
