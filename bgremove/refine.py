@@ -280,6 +280,18 @@ def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ..
 _STEP = 0.955
 
 
+def _runs(holds: npt.NDArray[np.generic]) -> list[tuple[int, int, int]]:
+    """The runs of nonzero cells side by side in each row of ``holds``: (row, first column, last column)."""
+    cells = np.argwhere(holds)
+    if not len(cells):
+        return []
+    breaks = np.flatnonzero((np.diff(cells[:, 0]) != 0) | (np.diff(cells[:, 1]) != 1)) + 1
+    firsts = np.concatenate(([0], breaks))
+    lasts = np.concatenate((breaks - 1, [len(cells) - 1]))
+    return [(int(cells[first, 0]), int(cells[first, 1]), int(cells[last, 1]))
+            for first, last in zip(firsts, lasts, strict=True)]
+
+
 def _near_outline(hard: npt.NDArray[np.uint8], edge: npt.NDArray[np.uint8], band: int) -> npt.NDArray[np.uint8]:
     """1 where a pixel of ``hard`` (0 or 1) lies within ``band`` of the other side, 0 elsewhere: the
     pixels where ``distanceTransform(hard) <= band`` and ``distanceTransform(1 - hard) <= band``
@@ -300,9 +312,9 @@ def _near_outline(hard: npt.NDArray[np.uint8], edge: npt.NDArray[np.uint8], band
     padded[:height, :width] = edge
     holds = padded.reshape(down, tile, across, tile).max(axis=(1, 3))
     near = np.zeros((height, width), np.uint8)
-    for tile_row, tile_column in np.argwhere(holds):
-        top, left = max(0, tile_row * tile - reach), max(0, tile_column * tile - reach)
-        bottom, right = min(height, (tile_row + 1) * tile + reach), min(width, (tile_column + 1) * tile + reach)
+    for tile_row, first_column, last_column in _runs(holds):  # (tiles side by side: one picture)
+        top, left = max(0, tile_row * tile - reach), max(0, first_column * tile - reach)
+        bottom, right = min(height, (tile_row + 1) * tile + reach), min(width, (last_column + 1) * tile + reach)
         part = hard[top:bottom, left:right]
         depth_in = cv2.distanceTransform(part, cv2.DIST_L2, 3)
         depth_out = cv2.distanceTransform(1 - part, cv2.DIST_L2, 3)
