@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import BgFit, CompositeConfig, CompositeMode
-from .mask import alpha_as_float, alpha_to_uint8, enlarged_part, nonzero_positions, sample_at, shrink_image
+from .mask import PointSampler, alpha_as_float, alpha_to_uint8, enlarged_part, nonzero_positions, shrink_image
 from .types import Alpha, Frame, Matte8, RGBImage
 from .yuv import YUVPlanes, rgb_to_yuv420, yuv420_planes
 
@@ -313,8 +313,8 @@ def edge_colours(
         factor = max(size) / min(max(height, width), COLOUR_KERNEL_SIDE)
         kernels = (max(1, round(kernels[0] * factor)), max(1, round(kernels[1] * factor)))
         local_foreground, local_background = _local_colours(small_pixels, small_matte, kernels)
-        sampled_foreground = sample_at(local_foreground, rows, columns, size[0] / width)
-        sampled_background = sample_at(local_background, rows, columns, size[0] / width)
+        sample = PointSampler(rows, columns, size[0] / width)
+        sampled_foreground, sampled_background = sample(local_foreground), sample(local_background)
     else:
         local_foreground, local_background = _local_colours(
             rgb.astype(np.float32), np.ascontiguousarray(alpha_as_float(alpha)), kernels)
