@@ -88,7 +88,16 @@ class Case:
 
 
 def bgremove_command() -> list[str]:
-    """The ``bgremove`` script when it is on PATH (it imports this checkout through PYTHONPATH)."""
+    """The ``bgremove`` script installed beside this Python (a virtual environment's, or the
+    interpreter's own ``bin``), else the one on PATH (either imports this checkout through PYTHONPATH).
+
+    The one beside the interpreter first: on PATH a version manager's shim may stand for it (pyenv's
+    runs bash and ``pyenv exec`` first: 0.15 against 0.08-0.10 s for ``bgremove --help`` here), which
+    the naive pipeline and the floor, started with this Python, do not pay.
+    """
+    beside = Path(sys.executable).with_name("bgremove")
+    if beside.is_file():
+        return [str(beside)]
     script = shutil.which("bgremove")
     return [script] if script else [sys.executable, "-m", "bgremove"]
 
