@@ -157,7 +157,7 @@ class PointSampler:
         y[:count] = (rows + 0.5) * scale - 0.5
         self.x, self.y = x.reshape(-1, _SAMPLE_ROW), y.reshape(-1, _SAMPLE_ROW)
 
-    def __call__(self, plane: npt.NDArray[np.float32]) -> np.ndarray:
+    def __call__(self, plane: np.ndarray) -> np.ndarray:
         if self.count == 0:
             return np.zeros((0, plane.shape[2] if plane.ndim == 3 else 1), dtype=np.float32)
         sampled = cv2.remap(plane, self.x, self.y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

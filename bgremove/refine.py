@@ -292,7 +292,7 @@ def _runs(holds: npt.NDArray[np.generic]) -> list[tuple[int, int, int]]:
             for first, last in zip(firsts, lasts, strict=True)]
 
 
-def _near_outline(hard: npt.NDArray[np.uint8], edge: npt.NDArray[np.uint8], band: int) -> npt.NDArray[np.uint8]:
+def _near_outline(hard: npt.NDArray[np.uint8], edge: np.ndarray, band: int) -> npt.NDArray[np.uint8]:
     """1 where a pixel of ``hard`` (0 or 1) lies within ``band`` of the other side, 0 elsewhere: the
     pixels where ``distanceTransform(hard) <= band`` and ``distanceTransform(1 - hard) <= band``
     (``DIST_L2``, mask 3), computed on the tiles that hold the outline only.
