@@ -240,28 +240,42 @@ def _local_colours(
     where: tuple[np.ndarray, ...] | tuple[slice, slice] = np.s_[:, :] \
         if np.count_nonzero(mixed) > 0.3 * mixed.size else nonzero_positions(mixed)
     coarse_foreground = _box_mean(weighted_foreground, coarse, width, height)[where] / (coarse_alpha[where] + 1e-5)
-    coarse_background = _box_mean(pixels - weighted_foreground, coarse, width, height)
-    coarse_background /= 1.0 - coarse_alpha + 1e-5
-    del coarse_alpha
+    # (the sums below in place, in the planes that are done with: the same float32 operations in the
+    # same order as the expressions in the comments, without a new plane for each step)
+    coarse_background = _box_mean(np.subtract(pixels, weighted_foreground), coarse, width, height)
+    denominator = np.subtract(1.0, coarse_alpha, out=coarse_alpha)
+    denominator += 1e-5
+    coarse_background /= denominator  # / (1 - coarse_alpha + 1e-5)
+    del coarse_alpha, denominator
     first = _fuse(pixels[where], weight[where], coarse_foreground, coarse_background[where])
     weighted_foreground[where] = first * weight[where]
     del first, coarse_foreground
     # fine step: B is the coarse step's
     fine_alpha = _repeat(np.asarray(cv2.blur(matte, (fine, fine)), dtype=np.float32), 3)
     local_foreground = np.asarray(cv2.blur(weighted_foreground, (fine, fine)), dtype=np.float32)
-    del weighted_foreground
-    local_foreground /= fine_alpha + 1e-5
-    coarse_background *= 1.0 - weight
+    scratch = np.add(fine_alpha, 1e-5, out=weighted_foreground)
+    local_foreground /= scratch  # / (fine_alpha + 1e-5)
+    del weighted_foreground, scratch
+    coarse_background *= np.subtract(1.0, weight, out=weight)  # * (1 - weight)
     local_background = np.asarray(cv2.blur(coarse_background, (fine, fine)), dtype=np.float32)
     del coarse_background
-    local_background /= 1.0 - fine_alpha + 1e-5
+    denominator = np.subtract(1.0, fine_alpha, out=fine_alpha)
+    denominator += 1e-5
+    local_background /= denominator  # / (1 - fine_alpha + 1e-5)
     return local_foreground, local_background
 
 
 def _fuse(pixels: np.ndarray, weight: np.ndarray, foreground: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """F from the pixel and local means: the local F plus the part of the pixel they do not explain."""
-    residue = pixels - weight * foreground - (1.0 - weight) * background
-    return np.clip(foreground + weight * residue, 0.0, 255.0)
+    """F from the pixel and local means: the local F plus the part of the pixel they do not explain,
+    ``clip(F + weight * (pixels - weight * F - (1 - weight) * B), 0, 255)``, in two buffers."""
+    residue = np.multiply(weight, foreground)
+    np.subtract(pixels, residue, out=residue)
+    behind = np.subtract(1.0, weight)
+    behind *= background
+    residue -= behind
+    residue *= weight
+    residue += foreground
+    return np.clip(residue, 0.0, 255.0, out=residue)
 
 
 def estimate_colours(
