@@ -100,8 +100,13 @@ def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha | Matte8, *,
         if weight is None:
             weight = _per_channel(_alpha_at(alpha, where))
         behind = gather_pixels(np.ascontiguousarray(background), where)
-        mixed = colours * weight + behind * (1.0 - weight)
-        scatter_pixels(output, where, np.minimum(mixed + 0.5, 255.0).astype(np.uint8))
+        # colours * weight + behind * (1 - weight), rounded, in two buffers
+        mixed = np.multiply(colours, weight)
+        shown = np.subtract(1.0, weight)
+        shown *= behind
+        mixed += shown
+        mixed += 0.5
+        scatter_pixels(output, where, np.minimum(mixed, 255.0, out=mixed).astype(np.uint8))
     return output
 
 
@@ -338,12 +343,19 @@ def edge_colours(
     mixed_pixels = gather_pixels(np.ascontiguousarray(rgb), where).astype(np.float32)
     mixed_weight = _per_channel(_alpha_at(alpha, where))
     foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
-    foreground_uint8 = np.clip(foreground_colours + 0.5, 0, 255).astype(np.uint8)
-    if not background:
-        return EdgeColours(rows, columns, where, mixed_weight, foreground_uint8, None)
-    background_colours = (mixed_pixels - mixed_weight * foreground_colours) / np.maximum(1.0 - mixed_weight, 1e-3)
-    return EdgeColours(rows, columns, where, mixed_weight, foreground_uint8,
-                       np.clip(background_colours + 0.5, 0, 255).astype(np.uint8))
+    background_uint8 = None
+    if background:  # (pixels - weight * F) / max(1 - weight, 0.001), from F before it is rounded
+        background_colours = np.multiply(mixed_weight, foreground_colours)
+        np.subtract(mixed_pixels, background_colours, out=background_colours)
+        background_colours /= np.maximum(1.0 - mixed_weight, 1e-3)
+        background_uint8 = _rounded(background_colours)
+    return EdgeColours(rows, columns, where, mixed_weight, _rounded(foreground_colours), background_uint8)
+
+
+def _rounded(colours: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
+    """``clip(colours + 0.5, 0, 255)`` as uint8, in ``colours``' own buffer (which it changes)."""
+    colours += 0.5
+    return np.clip(colours, 0, 255, out=colours).astype(np.uint8)
 
 
 def gaussian_sigma(kernel: int) -> float:
