@@ -400,7 +400,7 @@ class _ColourCells:
         at = means[self.rows, self.columns] if self.sample is None else self.sample(means)
         share = np.ascontiguousarray(at[:, 0])
         safe = np.maximum(share, 1e-6)
-        mean = at[:, 1:4] / safe[:, None]
+        mean = at[:, 1:4] / np.repeat(safe[:, None], 3, axis=1)  # (same-shape division: see compose's _per_channel)
         spread = at[:, 4] / safe - np.einsum("ij,ij->i", mean, mean)
         return share, mean, np.maximum(spread / 3.0, 25.0)  # at least 5 levels per channel
 
@@ -440,7 +440,7 @@ def refine_edges(
         return np.clip(probability + upsample(change, width, height), 0.0, 1.0)
     band = max(2, round(band_factor * scale))
     radius = 4 * band
-    inside = (probability >= 0.5).astype(np.uint8)
+    inside = np.greater_equal(probability, 0.5).view(np.uint8)  # (0 or 1, without a copy)
     if not inside.any() or inside.all():
         return probability
     # only the band around the outline changes: work in its bounding box, padded by the colour radius
