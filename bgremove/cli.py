@@ -33,6 +33,7 @@ from .config import (
     SegmenterConfig,
     VideoConfig,
 )
+from .native_logs import hide_native_logs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 STDIN = Path("-")
@@ -325,7 +326,7 @@ def run() -> None:
     usual: skipping multiprocessing's finalizers made its resource tracker report leaked semaphores.
     """
     _own_stderr()
-    _hide_native_logs()
+    hide_native_logs()  # (MediaPipe's native log lines, in the command's own process)
     try:
         main()
     except SystemExit as stop:
@@ -333,13 +334,6 @@ def run() -> None:
     else:  # --list-models and --fetch-models return
         code = 0
     _exit(code)
-
-
-def _hide_native_logs() -> None:
-    """MediaPipe's native log lines are hidden in the command's process (see ``quiet_native_stderr``)."""
-    from .native_logs import hide_native_logs
-
-    hide_native_logs()
 
 
 def _own_stderr() -> None:

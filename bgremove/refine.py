@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .config import Focus, RefineConfig
-from .mask import PointSampler, alpha_to_uint8, nonzero_positions, resize_alpha, shrink_image
+from .mask import PointSampler, alpha_to_uint8, nonzero_positions, per_channel, resize_alpha, shrink_image
 from .types import Alpha, Matte8, RGBImage
 
 # A crop smaller than this (pixels on its short side) holds too little for any model: no zoom then.
@@ -258,13 +258,10 @@ def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ..
     boundaries = np.flatnonzero(np.diff(sorted_tiles)) + 1
     if len(boundaries) + 1 > _WHOLE_WINDOW_SHARE * across * -(-height // tile):
         return np.asarray(function(*planes), dtype=np.float32)[rows, columns]
-    # tiles side by side in a row go together, one picture for the run: fewer calls, and the margin
-    # between them is not worked twice
+    # tiles side by side in a row go together, one picture for the run (``_run_starts``)
     starts = np.concatenate(([0], boundaries))
-    firsts = sorted_tiles[starts]
-    run_breaks = np.flatnonzero((np.diff(firsts) != 1) | (np.diff(firsts // across) != 0)) + 1
     result = np.empty(rows.shape, dtype=np.float32)
-    for group in np.split(order, starts[run_breaks]):
+    for group in np.split(order, starts[_run_starts(sorted_tiles[starts], across)]):
         tile_row, first_column = divmod(int(where[group[0]]), across)
         last_column = int(where[group[-1]]) % across
         top, left = max(0, tile_row * tile - margin), max(0, first_column * tile - margin)
@@ -280,16 +277,12 @@ def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ..
 _STEP = 0.955
 
 
-def _runs(holds: npt.NDArray[np.generic]) -> list[tuple[int, int, int]]:
-    """The runs of nonzero cells side by side in each row of ``holds``: (row, first column, last column)."""
-    cells = np.argwhere(holds)
-    if not len(cells):
-        return []
-    breaks = np.flatnonzero((np.diff(cells[:, 0]) != 0) | (np.diff(cells[:, 1]) != 1)) + 1
-    firsts = np.concatenate(([0], breaks))
-    lasts = np.concatenate((breaks - 1, [len(cells) - 1]))
-    return [(int(cells[first, 0]), int(cells[first, 1]), int(cells[last, 1]))
-            for first, last in zip(firsts, lasts, strict=True)]
+def _run_starts(tiles: npt.NDArray[np.integer], across: int) -> npt.NDArray[np.intp]:
+    """Where a new run begins in ``tiles`` (ascending row-major tile numbers, ``across`` tiles a row),
+    a run being tiles side by side in one row; the first run's start, 0, is left out. Each run is
+    worked as one picture with one margin around it: fewer calls than tile by tile, and the margin
+    between two tiles is not worked twice."""
+    return np.flatnonzero((np.diff(tiles) != 1) | (np.diff(tiles // across) != 0)) + 1
 
 
 def _near_outline(hard: npt.NDArray[np.uint8], edge: np.ndarray, band: int) -> npt.NDArray[np.uint8]:
@@ -310,9 +303,11 @@ def _near_outline(hard: npt.NDArray[np.uint8], edge: np.ndarray, band: int) -> n
     down, across = -(-height // tile), -(-width // tile)
     padded = np.zeros((down * tile, across * tile), np.uint8)
     padded[:height, :width] = edge
-    holds = padded.reshape(down, tile, across, tile).max(axis=(1, 3))
+    tiles = np.flatnonzero(padded.reshape(down, tile, across, tile).max(axis=(1, 3)))
     near = np.zeros((height, width), np.uint8)
-    for tile_row, first_column, last_column in _runs(holds):  # (tiles side by side: one picture)
+    for run in np.split(tiles, _run_starts(tiles, across)):
+        tile_row, first_column = divmod(int(run[0]), across)
+        last_column = int(run[-1]) % across
         top, left = max(0, tile_row * tile - reach), max(0, first_column * tile - reach)
         bottom, right = min(height, (tile_row + 1) * tile + reach), min(width, (last_column + 1) * tile + reach)
         part = hard[top:bottom, left:right]
@@ -400,7 +395,7 @@ class _ColourCells:
         at = means[self.rows, self.columns] if self.sample is None else self.sample(means)
         share = np.ascontiguousarray(at[:, 0])
         safe = np.maximum(share, 1e-6)
-        mean = at[:, 1:4] / np.repeat(safe[:, None], 3, axis=1)  # (same-shape division: see compose's _per_channel)
+        mean = at[:, 1:4] / per_channel(safe)
         spread = at[:, 4] / safe - np.einsum("ij,ij->i", mean, mean)
         return share, mean, np.maximum(spread / 3.0, 25.0)  # at least 5 levels per channel
 

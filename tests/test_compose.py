@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from bgremove.compose import (
+    EdgeColours,
     background_blur,
     blend,
     blend_uint8,
@@ -240,7 +241,7 @@ def test_compositors_keep_the_subject_at_alpha_1_and_the_background_at_alpha_0(s
 def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
     """The colour step reads its reduced local means at the photo's mixed pixels: bilinear between the
     four nearest samples, the edge sample beyond the edge (checked against the interpolation written out)."""
-    from bgremove.mask import sample_at
+    from bgremove.mask import PointSampler
 
     rng = np.random.default_rng(count)
     plane = (rng.random((37, 53, 3)) * 255).astype(np.float32)
@@ -249,7 +250,7 @@ def test_sample_is_bilinear_and_clamped_at_the_edges(count: int) -> None:
     rows = rng.integers(0, full_height, count)
     columns = rng.integers(0, full_width, count)
     rows[:2], columns[:2] = (0, full_height - 1)[: min(count, 2)], (full_width - 1, 0)[: min(count, 2)]
-    sampled = sample_at(plane, rows, columns, scale)
+    sampled = PointSampler(rows, columns, scale)(plane)
     assert sampled.shape == (count, 3) and sampled.dtype == np.float32
 
     y = np.clip((rows + 0.5) * scale - 0.5, 0, 36)
@@ -325,7 +326,9 @@ def test_blend_with_edge_colours_mixes_them_in_place_of_the_foreground(shape, da
     pasted[rows, columns] = colours
     exact = pasted * alpha[..., None].astype(np.float64) + background * (1.0 - alpha[..., None].astype(np.float64))
     kept = foreground.copy(), background.copy()
-    out = blend(foreground, background, alpha, edge=(rows.astype(np.int32), columns.astype(np.int32), colours))
+    where = (rows * shape[1] + columns).astype(np.intp)  # their flat positions
+    weight = np.repeat(alpha[rows, columns].reshape(-1, 1), 3, axis=1)
+    out = blend(foreground, background, alpha, edge=EdgeColours(where, weight, colours, None))
     assert np.abs(out.astype(np.float64) - exact).max() <= 1.0
     assert np.array_equal(out[matte == 255], foreground[matte == 255])
     assert np.array_equal(foreground, kept[0]) and np.array_equal(background, kept[1])
