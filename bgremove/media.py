@@ -194,15 +194,19 @@ def _decode(source: Path | io.BytesIO, name: object) -> Frame:
 
 
 def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage | None:
-    """A JPEG's RGB pixels decoded by OpenCV, upright, or None where Pillow should decode it instead.
+    """A JPEG's RGB pixels decoded by simplejpeg and turned upright, or None where Pillow should decode
+    it instead.
 
-    Both use libjpeg-turbo and give the same pixels, and OpenCV turns them upright by their EXIF
-    orientation as Pillow's ``exif_transpose`` does; it decodes straight into an RGB array in half the
-    time (48 against 94 ms for a 12 MP photo). Taken only for RGB and gray JPEGs whose data
-    ends with the end-of-image marker (trailing zero bytes allowed): libjpeg decodes a cut-off file
-    with a warning and gray rows, so anything else, CMYK and cut-off files included, goes to Pillow,
-    which reports a truncated file as such.
+    simplejpeg, Pillow and OpenCV all decode with libjpeg-turbo and give the same pixels. simplejpeg
+    goes through the TurboJPEG API straight into one RGB array without the GIL: a 12 MP photo in 44-64
+    ms against OpenCV's 64-91 (which used to read them) and Pillow's 128-170, and two threads decode
+    1.7 times as fast as one (OpenCV 1.5). Taken only for RGB and gray JPEGs whose data ends with the
+    end-of-image marker (trailing zero bytes allowed): libjpeg decodes a cut-off file with a warning
+    and gray rows, so anything else, CMYK and cut-off files included, goes to Pillow, which reports a
+    truncated file as such. The picture is turned by Pillow's reading of its orientation (``getexif``,
+    as ``ImageOps.exif_transpose`` turns it).
     """
+    import simplejpeg
     from PIL import Image
 
     assert isinstance(image, Image.Image)
@@ -214,10 +218,35 @@ def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage 
         end -= 1
     if end < 2 or data[end - 2] != 0xFF or data[end - 1] != 0xD9:
         return None
-    decoded = _opencv_rgb(data[:end])
-    if decoded is None or sorted(decoded.shape[:2]) != sorted((image.height, image.width)):
-        return None  # (a quarter turn swaps the sides)
-    return decoded
+    try:  # strict: a recoverable libjpeg error (corrupt data) raises too
+        decoded = simplejpeg.decode_jpeg(data[:end], colorspace="RGB", strict=True)
+    except ValueError:
+        return None
+    if decoded.shape[:2] != (image.height, image.width):
+        return None
+    return _upright(np.asarray(decoded, dtype=np.uint8), image.getexif().get(0x0112, 1))
+
+
+def _upright(pixels: RGBImage, orientation: int) -> RGBImage:
+    """``pixels`` turned as ``ImageOps.exif_transpose`` turns a picture with EXIF ``orientation``
+    (1-8; any other value leaves it as it is), by OpenCV's threaded copies."""
+    import cv2
+
+    if orientation == 2:
+        return np.asarray(cv2.flip(pixels, 1), dtype=np.uint8)
+    if orientation == 3:
+        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_180), dtype=np.uint8)
+    if orientation == 4:
+        return np.asarray(cv2.flip(pixels, 0), dtype=np.uint8)
+    if orientation == 5:
+        return np.asarray(cv2.transpose(pixels), dtype=np.uint8)
+    if orientation == 6:
+        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE), dtype=np.uint8)
+    if orientation == 7:
+        return np.asarray(cv2.flip(cv2.transpose(pixels), -1), dtype=np.uint8)
+    if orientation == 8:
+        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE), dtype=np.uint8)
+    return pixels
 
 
 def _file_bytes(source: Path | io.BytesIO) -> npt.NDArray[np.uint8]:

@@ -387,7 +387,7 @@ def _pillow_pixels(data: bytes) -> np.ndarray:
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
-def test_jpegs_decoded_by_opencv_give_pillows_upright_pixels(astronaut: np.ndarray, orientation: int) -> None:
+def test_jpegs_decoded_by_simplejpeg_give_pillows_upright_pixels(astronaut: np.ndarray, orientation: int) -> None:
     from PIL import Image
 
     from bgremove.media import _decode_complete_jpeg
