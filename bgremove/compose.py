@@ -48,6 +48,9 @@ class Compositor(Protocol):
 # gathered and scattered whole and an 8-bit matte): 19 / 30 / 42 / 62 / 102 against 55 / 58 / 61 / 67
 # / 81. Refined photo mattes mix in 2-15% of their pixels (the benchmark's photos: 10-15% for a third).
 _DENSE_MIX = 0.25
+# Mixed pixels per chunk of the colour step's per-pixel sums: 16,384 pixels' three floats are 192 KB
+# an array, and the half dozen arrays a step uses stay in a core's L2 cache.
+_CHUNK = 16384
 
 
 class EdgeColours(NamedTuple):
@@ -325,22 +328,30 @@ def edge_colours(
         sampled_foreground, sampled_background = local_foreground[rows, columns], local_background[rows, columns]
     del local_foreground, local_background
     where = _flat_index(rows, columns, width)
-    mixed_pixels = gather_pixels(np.ascontiguousarray(rgb), where).astype(np.float32)
+    mixed_pixels = gather_pixels(np.ascontiguousarray(rgb), where)
     mixed_weight = per_channel(_alpha_at(alpha, where))
-    foreground_colours = _fuse(mixed_pixels, mixed_weight, sampled_foreground, sampled_background)
-    background_uint8 = None
-    if background:  # (pixels - weight * F) / max(1 - weight, 0.001), from F before it is rounded
-        background_colours = np.multiply(mixed_weight, foreground_colours)
-        np.subtract(mixed_pixels, background_colours, out=background_colours)
-        background_colours /= np.maximum(1.0 - mixed_weight, 1e-3)
-        background_uint8 = _rounded(background_colours)
-    return EdgeColours(where, mixed_weight, _rounded(foreground_colours), background_uint8)
+    foreground_uint8 = np.empty(mixed_pixels.shape, dtype=np.uint8)
+    background_uint8 = np.empty(mixed_pixels.shape, dtype=np.uint8) if background else None
+    # The sums a chunk at a time (see _CHUNK): over all of a 12 MP photo's 200,000-1,300,000 mixed
+    # pixels at once, each of their dozen steps went through memory (12 against 6 ms for the fusion).
+    for start in range(0, where.size, _CHUNK):
+        part = slice(start, start + _CHUNK)
+        pixels, weight = mixed_pixels[part].astype(np.float32), mixed_weight[part]
+        foreground_colours = _fuse(pixels, weight, sampled_foreground[part], sampled_background[part])
+        if background_uint8 is not None:  # (pixels - weight * F) / max(1 - weight, 0.001), from F before it is rounded
+            background_colours = np.multiply(weight, foreground_colours)
+            np.subtract(pixels, background_colours, out=background_colours)
+            background_colours /= np.maximum(1.0 - weight, 1e-3)
+            _round_into(background_colours, background_uint8[part])
+        _round_into(foreground_colours, foreground_uint8[part])
+    return EdgeColours(where, mixed_weight, foreground_uint8, background_uint8)
 
 
-def _rounded(colours: npt.NDArray[np.float32]) -> npt.NDArray[np.uint8]:
-    """``clip(colours + 0.5, 0, 255)`` as uint8, in ``colours``' own buffer (which it changes)."""
+def _round_into(colours: npt.NDArray[np.float32], out: npt.NDArray[np.uint8]) -> None:
+    """``clip(colours + 0.5, 0, 255)`` as uint8 into ``out``, by way of ``colours``' own buffer (which
+    it changes)."""
     colours += 0.5
-    return np.clip(colours, 0, 255, out=colours).astype(np.uint8)
+    np.copyto(out, np.clip(colours, 0, 255, out=colours), casting="unsafe")
 
 
 def gaussian_sigma(kernel: int) -> float:
