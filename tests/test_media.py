@@ -399,6 +399,19 @@ def test_jpegs_decoded_by_simplejpeg_give_pillows_upright_pixels(astronaut: np.n
     assert info.format == "JPEG" and np.array_equal(frame.rgb, _pillow_pixels(data))
 
 
+def test_a_jpegs_xmp_orientation_turns_it_as_pillow_does(astronaut: np.ndarray) -> None:
+    # (no EXIF, only XMP's tiff:Orientation, which Pillow's getexif reads; OpenCV's decoder did not)
+    from PIL import Image
+
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    buffer = io.BytesIO()
+    Image.fromarray(astronaut[:100, :160]).save(buffer, "JPEG", quality=90, xmp=xmp)
+    frame, info = decode_image(buffer.getvalue())
+    assert (info.width, info.height) == (100, 160)
+    assert np.array_equal(frame.rgb, _pillow_pixels(buffer.getvalue()))
+
+
 @pytest.mark.parametrize(("mode", "tail", "fast"), [
     ("L", b"", True),
     ("RGB", b"\0" * 100, True),  # zero padding after the end marker
