@@ -84,8 +84,7 @@ def blend(foreground: RGBImage, background: RGBImage, alpha: Alpha | Matte8, *,
         where, weight, colours = edge.where, edge.weight, edge.foreground
     if where.size > _DENSE_MIX * matte.size:
         if colours is not None:
-            foreground = np.array(foreground, dtype=np.uint8, copy=True, order="C")
-            scatter_pixels(foreground, where, colours)
+            foreground = with_pixels(foreground, where, colours)
         plane = np.ascontiguousarray(alpha_as_float(alpha))
         return np.asarray(cv2.blendLinear(foreground, background, plane, 1.0 - plane), dtype=np.uint8)
     output = np.array(background, dtype=np.uint8, copy=True, order="C")
@@ -208,6 +207,14 @@ def scatter_pixels(pixels: np.ndarray, where: npt.NDArray[np.intp], values: np.n
     np.put(view, where, np.ascontiguousarray(values, dtype=pixels.dtype).reshape(-1).view(view.dtype))
 
 
+def with_pixels(pixels: np.ndarray, where: npt.NDArray[np.intp], values: np.ndarray) -> npt.NDArray[np.uint8]:
+    """A C-contiguous uint8 copy of ``pixels`` with ``values`` written at the flat positions ``where``
+    (``scatter_pixels``); ``pixels`` stays as it was."""
+    copy = np.array(pixels, dtype=np.uint8, copy=True, order="C")
+    scatter_pixels(copy, where, values)
+    return copy
+
+
 def _mixed(matte: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
     """Pixels whose 8-bit alpha (``alpha_to_uint8``) is neither 0 nor 255, the only ones where F or B
     shows, as 255 (0 elsewhere): one OpenCV pass over the 8-bit matte, where comparing the float alpha
@@ -288,13 +295,8 @@ def estimate_colours(
     edge = edge_colours(rgb, alpha, kernels, background=background)
     if edge is None:
         return rgb, rgb
-    foreground_uint8 = np.array(rgb, dtype=np.uint8, copy=True, order="C")
-    scatter_pixels(foreground_uint8, edge.where, edge.foreground)
-    if edge.background is None:
-        return foreground_uint8, rgb
-    background_uint8 = np.array(rgb, dtype=np.uint8, copy=True, order="C")
-    scatter_pixels(background_uint8, edge.where, edge.background)
-    return foreground_uint8, background_uint8
+    foreground = with_pixels(rgb, edge.where, edge.foreground)
+    return foreground, rgb if edge.background is None else with_pixels(rgb, edge.where, edge.background)
 
 
 def edge_colours(
@@ -562,8 +564,7 @@ class _OpaqueCompositor(_ColourStep):
         if self.decontaminate:
             edge = edge_colours(frame.rgb, alpha, background=self.reads_behind, matte8=matte)
             if edge is not None and edge.background is not None:
-                behind = np.array(frame.rgb, dtype=np.uint8, copy=True, order="C")
-                scatter_pixels(behind, edge.where, edge.background)
+                behind = with_pixels(frame.rgb, edge.where, edge.background)
         # the subject's colours go straight into the blend: no copy of the photo with them
         return blend(frame.rgb, self.background(frame, alpha, behind), alpha, edge=edge, matte8=matte)
 

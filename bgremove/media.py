@@ -16,7 +16,7 @@ import re
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -229,24 +229,20 @@ def _decode_complete_jpeg(image: object, source: Path | io.BytesIO) -> RGBImage 
 
 def _upright(pixels: RGBImage, orientation: int) -> RGBImage:
     """``pixels`` turned as ``ImageOps.exif_transpose`` turns a picture with EXIF ``orientation``
-    (1-8; any other value leaves it as it is), by OpenCV's threaded copies."""
+    (1-8; any other value leaves it as it is), by OpenCV's threaded copies (one pass each but 5 and 7)."""
     import cv2
 
-    if orientation == 2:
-        return np.asarray(cv2.flip(pixels, 1), dtype=np.uint8)
-    if orientation == 3:
-        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_180), dtype=np.uint8)
-    if orientation == 4:
-        return np.asarray(cv2.flip(pixels, 0), dtype=np.uint8)
-    if orientation == 5:
-        return np.asarray(cv2.transpose(pixels), dtype=np.uint8)
-    if orientation == 6:
-        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_90_CLOCKWISE), dtype=np.uint8)
-    if orientation == 7:
-        return np.asarray(cv2.flip(cv2.transpose(pixels), -1), dtype=np.uint8)
-    if orientation == 8:
-        return np.asarray(cv2.rotate(pixels, cv2.ROTATE_90_COUNTERCLOCKWISE), dtype=np.uint8)
-    return pixels
+    turns: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+        2: lambda p: cv2.flip(p, 1),
+        3: lambda p: cv2.rotate(p, cv2.ROTATE_180),
+        4: lambda p: cv2.flip(p, 0),
+        5: cv2.transpose,
+        6: lambda p: cv2.rotate(p, cv2.ROTATE_90_CLOCKWISE),
+        7: lambda p: cv2.flip(cv2.transpose(p), -1),
+        8: lambda p: cv2.rotate(p, cv2.ROTATE_90_COUNTERCLOCKWISE),
+    }
+    turn = turns.get(orientation)
+    return pixels if turn is None else np.asarray(turn(pixels), dtype=np.uint8)
 
 
 def _file_bytes(source: Path | io.BytesIO) -> npt.NDArray[np.uint8]:

@@ -262,11 +262,8 @@ def _at_pixels(function: Callable[..., np.ndarray], planes: tuple[np.ndarray, ..
     starts = np.concatenate(([0], boundaries))
     result = np.empty(rows.shape, dtype=np.float32)
     for group in np.split(order, starts[_run_starts(sorted_tiles[starts], across)]):
-        tile_row, first_column = divmod(int(where[group[0]]), across)
-        last_column = int(where[group[-1]]) % across
-        top, left = max(0, tile_row * tile - margin), max(0, first_column * tile - margin)
-        bottom = min(height, (tile_row + 1) * tile + margin)
-        right = min(width, (last_column + 1) * tile + margin)
+        top, bottom, left, right = _run_window(int(where[group[0]]), int(where[group[-1]]), across, margin,
+                                               height, width)
         made = function(*(plane[top:bottom, left:right] for plane in planes))
         result[group] = made[rows[group] - top, columns[group] - left]
     return result
@@ -283,6 +280,17 @@ def _run_starts(tiles: npt.NDArray[np.integer], across: int) -> npt.NDArray[np.i
     worked as one picture with one margin around it: fewer calls than tile by tile, and the margin
     between two tiles is not worked twice."""
     return np.flatnonzero((np.diff(tiles) != 1) | (np.diff(tiles // across) != 0)) + 1
+
+
+def _run_window(first: int, last: int, across: int, margin: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """Top, bottom, left and right of the run of ``_TILE`` pixel tiles ``first`` to ``last`` (row-major
+    tile numbers in one row, ``across`` tiles a row) with ``margin`` pixels around it, kept inside the
+    ``height`` x ``width`` picture."""
+    tile = _TILE
+    tile_row, first_column = divmod(first, across)
+    last_column = last % across
+    return (max(0, tile_row * tile - margin), min(height, (tile_row + 1) * tile + margin),
+            max(0, first_column * tile - margin), min(width, (last_column + 1) * tile + margin))
 
 
 def _near_outline(hard: npt.NDArray[np.uint8], edge: np.ndarray, band: int) -> npt.NDArray[np.uint8]:
@@ -306,10 +314,7 @@ def _near_outline(hard: npt.NDArray[np.uint8], edge: np.ndarray, band: int) -> n
     tiles = np.flatnonzero(padded.reshape(down, tile, across, tile).max(axis=(1, 3)))
     near = np.zeros((height, width), np.uint8)
     for run in np.split(tiles, _run_starts(tiles, across)):
-        tile_row, first_column = divmod(int(run[0]), across)
-        last_column = int(run[-1]) % across
-        top, left = max(0, tile_row * tile - reach), max(0, first_column * tile - reach)
-        bottom, right = min(height, (tile_row + 1) * tile + reach), min(width, (last_column + 1) * tile + reach)
+        top, bottom, left, right = _run_window(int(run[0]), int(run[-1]), across, reach, height, width)
         part = hard[top:bottom, left:right]
         depth_in = cv2.distanceTransform(part, cv2.DIST_L2, 3)
         depth_out = cv2.distanceTransform(1 - part, cv2.DIST_L2, 3)
