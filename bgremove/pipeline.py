@@ -637,7 +637,7 @@ _NO_PIXELS: RGBImage = np.zeros((0, 0, 3), dtype=np.uint8)
 
 
 @contextlib.contextmanager
-def _opencv_threads(count: int) -> Iterator[None]:
+def opencv_threads(count: int) -> Iterator[None]:
     """OpenCV's own thread pool at ``count`` threads for the duration (it is one pool per process).
 
     A video keeps the cores busy with its four stages already (decoding, segmentation, compositing,
@@ -697,7 +697,7 @@ def _process_video(
     queued = _queued_frames(info.width, info.height)
     try:
         with (
-            _opencv_threads(1),
+            opencv_threads(1),
             pipeline.video_session(start=cut.start) as session,
             # on planes, frames are decoded to RGB only at the model's input size
             VideoReader(job.input.path, info, keep_yuv=colorspace is not None,

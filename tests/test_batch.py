@@ -513,3 +513,35 @@ def test_in_process_overlap_settles_every_failure_in_input_order(
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["1_nobg.png", "5_nobg.png"]
     assert _temporaries(tmp_path / "out") == []
     assert all(_complete(tmp_path / "out" / name) for name in ("1_nobg.png", "5_nobg.png"))
+
+
+@pytest.mark.parametrize(("count", "cores"), [(1, 2), (3, 2), (3, 8)])
+def test_opencv_pool_while_photos_overlap(portraits: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          count: int, cores: int) -> None:
+    """A batch of photos composites with OpenCV's pool at the cores its own threads leave (one on two
+    cores: none), a single photo with the pool as it was; the pool is as it was afterwards."""
+    import cv2
+
+    import bgremove.batch
+    import bgremove.pipeline
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for index, source in enumerate(portraits[:count]):
+        shutil.copy(source, folder / f"{index}.jpg")
+    monkeypatch.setattr(bgremove.batch, "available_cores", lambda: cores)
+    Pipeline = bgremove.pipeline.Pipeline  # noqa: N806
+    real_composite = Pipeline.composite
+    seen: list[int] = []
+
+    def composite(self, frame, matte):  # type: ignore[no-untyped-def]
+        seen.append(cv2.getNumThreads())
+        return real_composite(self, frame, matte)
+
+    monkeypatch.setattr(Pipeline, "composite", composite)
+    before = cv2.getNumThreads()
+    result = invoke(folder, "-o", tmp_path / "out", "--bg-color", "black", "-q")
+    assert result.exit_code == 0, result.output
+    expected = before if count == 1 else max(1, cores - 3)
+    assert seen == [expected] * count
+    assert cv2.getNumThreads() == before
