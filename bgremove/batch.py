@@ -228,9 +228,9 @@ def _batch_opencv_threads() -> int:
 
     On two cores those threads keep both busy, and OpenCV splitting a resize or a blur over a pool of
     its own only adds its hand-offs: 40 photos to ``--bg`` JPEG with the pool at one thread, in six
-    sets of 5-8 interleaved runs over three days, took 0.95-1.00 of the time run by run and 0.94-0.98
-    of the CPU (each set within this VM's noise, all six the same way); to PNG 1.00 and the same CPU.
-    One photo keeps the whole pool: it has nothing to overlap with."""
+    sets of 5-8 interleaved runs over three days, took 0.95-1.02 of the time (within this VM's noise)
+    and 0.94-0.98 of the CPU in each of the five sets whose CPU was recorded; to PNG 1.00 of the time
+    and the same CPU. One photo keeps the whole pool: it has nothing to overlap with."""
     return max(1, available_cores() - 1 - _FINISHING_THREADS)
 
 
