@@ -171,7 +171,8 @@ def run_in_process(pipeline: Pipeline, jobs: Iterable[Job], config: OutputConfig
     """
     jobs = list(jobs)
     with contextlib.ExitStack() as stack:
-        if sum(job.kind != "video" and needs_work(job, config) for job in jobs) > 1:
+        images = (job for job in jobs if job.kind != "video" and needs_work(job, config))
+        if next(images, None) is not None and next(images, None) is not None:  # (two are enough to overlap)
             stack.enter_context(opencv_threads(_batch_opencv_threads()))
         reads = stack.enter_context(Prefetch(_read_ahead(jobs, config), depth=1, name="bgremove-read"))
         writer = ThreadPoolExecutor(_FINISHING_THREADS, thread_name_prefix="bgremove-write")
